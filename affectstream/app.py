@@ -1,0 +1,248 @@
+"""Wiring of a run: source → capture thread → perception worker → asyncio publisher → sinks.
+
+Blocking work (decode, perception) runs in threads. Results enter the event loop through exactly
+one door, :meth:`_Bridge.deliver` (``loop.call_soon_threadsafe``), bounded by a semaphore so a
+slow publisher applies back-pressure to perception instead of growing a queue. When the source
+ends, is stopped (``--max-seconds``, Ctrl-C, SIGTERM) or fails, perception flushes open bursts
+and ends its tracks, and every message already produced is published before the sinks close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from affectstream import models
+from affectstream.config import Config
+from affectstream.errors import AffectStreamError
+from affectstream.publish import messages
+from affectstream.publish.sinks import Fanout, parse_sink
+from affectstream.stats import RunStats
+from affectstream.stream.capture import CaptureThread
+from affectstream.stream.perception import FrameResult, Perception
+from affectstream.stream.sources import VideoSource, open_source
+from affectstream.types import Burst
+
+log = logging.getLogger("affectstream")
+
+ResultHook = Callable[[FrameResult], None]
+
+
+@dataclass
+class RunSummary:
+    frames: int = 0
+    bursts: list[Burst] = field(default_factory=list)
+    tracks: int = 0
+    duration_s: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_models(cfg: Config) -> dict[str, Path]:
+    paths = {"face-centerface": models.resolve_from_config(
+        "face-centerface", cfg.models, cfg.detector.model_path)}
+    if cfg.landmarks.enabled:
+        paths["face-landmarker"] = models.resolve_from_config(
+            "face-landmarker", cfg.models, cfg.landmarks.model_path)
+    return paths
+
+
+def demo_clip_path(cfg: Config, landmarker: Path) -> Path:
+    """The built-in demo clip, built once into the affectstream home and reused."""
+    from affectstream.eval.democlip import build_demo_clip
+
+    folder = models.models_dir(cfg.models.home).parent / "demo"
+    path = folder / "demo_v1.mp4"
+    if not (path.exists() and path.with_suffix(".json").exists()):
+        folder.mkdir(parents=True, exist_ok=True)
+        build_demo_clip(path, landmarker)
+    return path
+
+
+def prepare_source(cfg: Config, model_paths: dict[str, Path]) -> tuple[Config, VideoSource]:
+    """Resolve ``demo`` to the demo clip, then create and open the source (fails fast)."""
+    if cfg.source.url == "demo":
+        clip = demo_clip_path(cfg, model_paths.get("face-landmarker")
+                              or models.resolve_from_config("face-landmarker", cfg.models))
+        cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"url": str(clip)})})
+    source = open_source(cfg.source)
+    source.open()
+    return cfg, source
+
+
+class _Bridge:
+    """The one thread-safe way from the perception worker into the event loop."""
+
+    _END = object()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int = 64) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._slots = threading.BoundedSemaphore(capacity)
+        self._closed = threading.Event()
+
+    def deliver(self, item: object) -> None:
+        while not self._slots.acquire(timeout=0.5):
+            if self._closed.is_set():
+                return  # the consumer is gone; nobody will ever free a slot
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    def end(self) -> None:
+        self.deliver(self._END)
+
+    async def get(self) -> object:
+        item = await self._queue.get()
+        self._slots.release()
+        return item
+
+    def is_end(self, item: object) -> bool:
+        return item is self._END
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def _perceive(capture: CaptureThread, perception: Perception, bridge: _Bridge,
+              stats: RunStats) -> None:
+    """Worker thread: every frame through perception; always flush and signal the end."""
+    last = None
+    try:
+        while (frame := capture.read()) is not None:
+            result = perception.process(frame)
+            stats.frame_done(result, time.time() - frame.ts)
+            bridge.deliver(result)
+            last = frame
+    except AffectStreamError as exc:
+        bridge.deliver(exc)
+    except Exception as exc:  # unexpected: still flush what perception holds
+        log.exception("perception failed")
+        bridge.deliver(exc)
+    finally:
+        try:
+            bridge.deliver(perception.finish(last))
+        finally:
+            bridge.end()
+
+
+class Runner:
+    def __init__(self, cfg: Config, *, on_result: ResultHook | None = None) -> None:
+        self.cfg = cfg
+        self._on_result = on_result
+        self.summary = RunSummary()
+
+    async def run(self) -> RunSummary:
+        cfg = self.cfg
+        fanout = Fanout([parse_sink(s) for s in cfg.sinks])  # bad sink specs fail first
+        model_paths = resolve_models(cfg)
+        cfg, source = prepare_source(cfg, model_paths)
+        try:
+            perception = Perception(cfg, model_paths, source.fps, secrets.token_hex(3))
+        except BaseException:
+            source.close()
+            raise
+        capture = CaptureThread(source, queue_size=cfg.source.queue_size,
+                                policy=cfg.source.drop_policy, realtime=cfg.source.realtime)
+        try:
+            await fanout.start()
+        except BaseException:
+            perception.close()
+            source.close()
+            raise
+        try:
+            return await self._run(cfg, capture, perception, fanout)
+        finally:
+            perception.close()
+            await fanout.close()
+
+    def run_sync(self) -> RunSummary:
+        return asyncio.run(self.run())
+
+    async def _run(self, cfg: Config, capture: CaptureThread, perception: Perception,
+                   fanout: Fanout) -> RunSummary:
+        loop = asyncio.get_running_loop()
+        bridge = _Bridge(loop)
+        stats = RunStats(cfg.camera_id, capture, fanout, perception)
+        cam = cfg.camera_id
+        await fanout.publish(messages.availability(cam, True))
+        capture.start()
+        worker = threading.Thread(target=_perceive, args=(capture, perception, bridge, stats),
+                                  name="affectstream-perception", daemon=True)
+        worker.start()
+        stop = self._install_stops(loop, capture, cfg.max_seconds)
+        ticker = asyncio.create_task(self._stats_ticker(fanout, stats, cfg.stats_interval_s))
+        error: BaseException | None = None
+        try:
+            while not bridge.is_end(item := await bridge.get()):
+                if isinstance(item, BaseException):
+                    error = item
+                elif isinstance(item, FrameResult):
+                    await self._publish_result(item, fanout, stats)
+        finally:
+            ticker.cancel()
+            bridge.close()
+            stop()
+            await loop.run_in_executor(None, capture.stop)
+            worker.join(timeout=10)
+            final = stats.payload()
+            await fanout.publish(messages.stats(cam, final))
+            await fanout.publish(messages.availability(cam, False))
+            self.summary.stats = final
+            self.summary.frames = int(final["frames"])
+            self.summary.tracks = stats.tracks_seen
+            self.summary.duration_s = float(final["uptime_s"])
+        if error is not None:
+            raise error
+        return self.summary
+
+    async def _publish_result(self, result: FrameResult, fanout: Fanout, stats: RunStats) -> None:
+        for event in result.track_events:
+            stats.track_event(event.type)
+            await fanout.publish(messages.track(event))
+        for burst in result.bursts:
+            self.summary.bursts.append(burst)
+            await fanout.publish(messages.burst(burst))
+            stats.burst_published(time.time() - burst.ts)
+        for line in result.log_lines:
+            await fanout.publish(messages.log_line(line, time.time()))
+        if self._on_result is not None:
+            self._on_result(result)
+
+    async def _stats_ticker(self, fanout: Fanout, stats: RunStats, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            await fanout.publish(messages.stats(self.cfg.camera_id, stats.payload()))
+
+    @staticmethod
+    def _install_stops(loop: asyncio.AbstractEventLoop, capture: CaptureThread,
+                       max_seconds: float | None) -> Callable[[], None]:
+        """Stop capture on SIGINT/SIGTERM or after max_seconds; returns an uninstaller."""
+        def request_stop() -> None:
+            loop.run_in_executor(None, capture.stop)
+
+        timer = loop.call_later(max_seconds, request_stop) if max_seconds else None
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, request_stop)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # not the main thread / platform
+                pass
+
+        def uninstall() -> None:
+            if timer is not None:
+                timer.cancel()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+        return uninstall
+
+
+def run(cfg: Config, *, on_result: ResultHook | None = None) -> RunSummary:
+    return Runner(cfg, on_result=on_result).run_sync()

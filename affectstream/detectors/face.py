@@ -1,0 +1,114 @@
+"""CenterFace face detector on onnxruntime (DESIGN §6, §7).
+
+The frame is resized to ``input_width`` (keeping its aspect) and padded to a multiple of 32, so
+one session serves any source size; CenterFace's fixed dims are made symbolic at load time by
+:func:`affectstream.models.load_centerface_onnx`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from affectstream.config import CenterFaceConfig
+from affectstream.errors import ModelError
+from affectstream.types import Detections, FloatArray, Image
+
+_STRIDE = 4
+
+
+def pick_providers(requested: list[str] | None) -> list[str]:
+    """CUDA first when onnxruntime offers it, then CPU; an explicit list is honoured as given."""
+    available = ort.get_available_providers()
+    if requested:
+        missing = [p for p in requested if p not in available]
+        if missing:
+            raise ModelError(
+                f"onnxruntime provider(s) {', '.join(missing)} not available (have: "
+                f"{', '.join(available)}); install onnxruntime-gpu or change detector.providers"
+            )
+        return list(requested)
+    order = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return [p for p in order if p in available] or list(available)
+
+
+class CenterFaceDetector:
+    """Detects faces (boxes, scores, 5 keypoints) in BGR frames."""
+
+    def __init__(self, cfg: CenterFaceConfig, model_path: Path) -> None:
+        from affectstream.models import load_centerface_onnx
+
+        self._cfg = cfg
+        self._width = int(math.ceil(cfg.input_width / 32) * 32)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # the cleaned graph is quiet; keep real errors only
+        if cfg.threads:
+            options.intra_op_num_threads = cfg.threads
+        try:
+            self._session = ort.InferenceSession(
+                load_centerface_onnx(model_path), options, providers=pick_providers(cfg.providers)
+            )
+        except ModelError:
+            raise
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelError(
+                f"cannot load face detector {model_path}: {exc}; re-fetch it with "
+                "`affectstream models fetch face-centerface`"
+            ) from exc
+        self._input_name = self._session.get_inputs()[0].name
+        self.providers: list[str] = list(self._session.get_providers())
+
+    def _prepare(self, image: Image) -> tuple[FloatArray, float]:
+        h, w = image.shape[:2]
+        scale = self._width / w
+        new_h = max(32, round(h * scale))
+        resized = cv2.resize(image, (self._width, new_h), interpolation=cv2.INTER_AREA)
+        pad_h = int(math.ceil(new_h / 32) * 32)
+        if pad_h != new_h:
+            resized = cv2.copyMakeBorder(resized, 0, pad_h - new_h, 0, 0, cv2.BORDER_CONSTANT)
+        blob = cv2.dnn.blobFromImage(resized, 1.0, (self._width, pad_h), (0, 0, 0), swapRB=True)
+        return np.asarray(blob, np.float32), scale
+
+    def detect(self, image: Image) -> Detections:
+        blob, scale = self._prepare(image)
+        heat, scl, off, lms = self._session.run(None, {self._input_name: blob})
+        dets = _decode(heat[0, 0], scl[0], off[0], lms[0], self._cfg.score_threshold)
+        if len(dets) == 0:
+            return dets
+        keep = _nms(dets, self._cfg.nms_iou)
+        dets = Detections(dets.xyxy[keep], dets.scores[keep], dets.keypoints[keep])
+        dets = dets.scaled(1.0 / scale, 1.0 / scale)
+        h, w = image.shape[:2]
+        xyxy = np.clip(dets.xyxy, 0, [w, h, w, h]).astype(np.float32)
+        big = (xyxy[:, 3] - xyxy[:, 1]) >= self._cfg.min_face_px
+        return Detections(xyxy[big], dets.scores[big], dets.keypoints[big])
+
+
+def _decode(heat: FloatArray, scale: FloatArray, offset: FloatArray, lms: FloatArray,
+            threshold: float) -> Detections:
+    ys, xs = np.nonzero(heat > threshold)
+    if len(ys) == 0:
+        return Detections.empty()
+    sh = np.exp(scale[0, ys, xs]) * _STRIDE
+    sw = np.exp(scale[1, ys, xs]) * _STRIDE
+    cy = (ys + offset[0, ys, xs] + 0.5) * _STRIDE
+    cx = (xs + offset[1, ys, xs] + 0.5) * _STRIDE
+    x1 = np.maximum(cx - sw / 2, 0)
+    y1 = np.maximum(cy - sh / 2, 0)
+    xyxy = np.stack([x1, y1, x1 + sw, y1 + sh], axis=1).astype(np.float32)
+    # Keypoint channels alternate (y, x) per point, relative to the box corner in box units.
+    kp_y = lms[0::2, ys, xs].T * sh[:, None] + y1[:, None]
+    kp_x = lms[1::2, ys, xs].T * sw[:, None] + x1[:, None]
+    keypoints = np.stack([kp_x, kp_y], axis=2).astype(np.float32)
+    return Detections(xyxy, heat[ys, xs].astype(np.float32), keypoints)
+
+
+def _nms(dets: Detections, iou: float) -> list[int]:
+    boxes = dets.xyxy.copy()
+    boxes[:, 2:] -= boxes[:, :2]
+    keep = cv2.dnn.NMSBoxes(boxes.tolist(), dets.scores.tolist(), 0.0, iou)
+    return [int(i) for i in np.asarray(keep).reshape(-1)]

@@ -1,0 +1,178 @@
+"""Online, causal burst spotter for one track (DESIGN §7).
+
+Idle: a lag signal (region flow between frame i−k and i, k ≈ lag_s) is normalised per region
+against that region's own trailing history (median / MAD), so regions that are always busy
+(speech) do not drown quiet ones. A burst starts when a region rises ``min_z`` robust deviations
+above its history, above an absolute floor, and above the adaptive threshold
+``T = mean + p·(high − mean)`` of the trailing combined signal.
+
+Active: displacement is measured from the frame before the onset (the onset reference), not
+from a fixed lag, so a held expression stays one burst instead of a rise bump and a fall bump.
+Apex is the displacement peak; the burst ends when displacement falls back below
+``release × peak`` (or the noise floor), or after ``max_duration_s``. Onset is where the
+displacement first reached ``release × peak``. All durations scale with the frame rate.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from affectstream.config import SpotterConfig
+from affectstream.detectors.motion import RegionMotion
+from affectstream.types import FloatArray, Image
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    index: int
+    pts_s: float
+    gray: Image
+    crop: Image
+    blendshapes: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class RawBurst:
+    """A spotted burst before description: frames, regions and their motion at the apex."""
+
+    onset: Sample
+    apex: Sample
+    offset: Sample
+    reference: Sample
+    regions: tuple[str, ...]
+    apex_vectors: dict[str, tuple[float, float]]
+    peak_motion: float
+    held: bool
+
+
+@dataclass(slots=True)
+class _Active:
+    reference: Sample
+    trace: list[tuple[Sample, FloatArray]] = field(default_factory=list)
+    """(sample, per-region displacement magnitude above baseline) since the reference."""
+    vectors: list[FloatArray] = field(default_factory=list)
+    peak: float = 0.0
+    apex_pos: int = 0
+
+
+class BurstSpotter:
+    def __init__(self, cfg: SpotterConfig, motion: RegionMotion, fps: float, lag_s: float) -> None:
+        self._cfg = cfg
+        self._motion = motion
+        self._fps = fps if fps > 0 else 30.0
+        self._lag = max(1, round(lag_s * self._fps))
+        self._ring: deque[Sample] = deque(maxlen=self._lag + 1)
+        window = max(8, round(cfg.window_s * self._fps))
+        self._history: deque[FloatArray] = deque(maxlen=window)
+        self._combined: deque[float] = deque(maxlen=window)
+        self._warmup = max(3, round(cfg.warmup_s * self._fps))
+        self._max_frames = max(2, round(cfg.max_duration_s * self._fps))
+        self._refractory = 0
+        self._active: _Active | None = None
+        self.last_signal: float = 0.0
+        """Latest combined onset score (max robust z over regions), for previews and debugging."""
+
+    @property
+    def active(self) -> bool:
+        return self._active is not None
+
+    def update(self, sample: Sample) -> RawBurst | None:
+        self._ring.append(sample)
+        if self._active is not None:
+            return self._continue(sample)
+        if len(self._ring) <= self._lag:
+            return None
+        lag = np.linalg.norm(self._motion.vectors(self._ring[0].gray, sample.gray), axis=1)
+        if self._refractory > 0:
+            self._refractory -= 1
+        elif self._triggered(lag):
+            self._start()
+            return None
+        self._history.append(lag)
+        self._combined.append(self.last_signal)
+        return None
+
+    def flush(self) -> RawBurst | None:
+        """Close an open burst (the track or stream ended)."""
+        if self._active is None or not self._active.trace:
+            self._active = None
+            return None
+        return self._finish(len(self._active.trace) - 1, held=True)
+
+    # -- idle -------------------------------------------------------------------------------
+    def _baseline(self) -> tuple[FloatArray, FloatArray]:
+        hist = np.asarray(self._history, np.float32)
+        med = np.median(hist, axis=0)
+        mad = np.median(np.abs(hist - med), axis=0) * 1.4826
+        return med, mad
+
+    def _triggered(self, lag: FloatArray) -> bool:
+        if len(self._history) < self._warmup:
+            self.last_signal = 0.0
+            return False
+        med, mad = self._baseline()
+        z = (lag - med) / (mad + 0.03)
+        self.last_signal = float(z.max())
+        strong = (z >= self._cfg.min_z) & (lag >= self._cfg.min_motion_px)
+        if not strong.any():
+            return False
+        comb = np.asarray(self._combined, np.float32)
+        adaptive = float(comb.mean() + self._cfg.p * (comb.max() - comb.mean()))
+        return self.last_signal >= adaptive
+
+    def _start(self) -> None:
+        reference = self._ring[0]
+        self._active = _Active(reference)
+        for sample in list(self._ring)[1:]:
+            self._measure(sample)
+
+    # -- active -----------------------------------------------------------------------------
+    def _measure(self, sample: Sample) -> float:
+        active = self._active
+        assert active is not None
+        vec = self._motion.vectors(active.reference.gray, sample.gray)
+        med, _ = self._baseline()
+        above = np.clip(np.linalg.norm(vec, axis=1) - med, 0, None).astype(np.float32)
+        active.trace.append((sample, above))
+        active.vectors.append(vec)
+        level = float(above.max())
+        if level > active.peak:
+            active.peak, active.apex_pos = level, len(active.trace) - 1
+        return level
+
+    def _continue(self, sample: Sample) -> RawBurst | None:
+        active = self._active
+        assert active is not None
+        level = self._measure(sample)
+        med, _ = self._baseline()
+        noise = float(med.max())
+        released = level <= max(self._cfg.release * active.peak, noise)
+        if len(active.trace) - 1 > active.apex_pos and released:
+            return self._finish(len(active.trace) - 1, held=False)
+        if len(active.trace) >= self._max_frames:
+            return self._finish(len(active.trace) - 1, held=True)
+        return None
+
+    def _finish(self, end_pos: int, held: bool) -> RawBurst | None:
+        active = self._active
+        assert active is not None
+        self._active = None
+        self._refractory = self._lag
+        peak = active.peak
+        levels = np.array([a.max() for _, a in active.trace])
+        onset_pos = int(np.argmax(levels >= self._cfg.release * peak)) if peak > 0 else 0
+        onset = active.trace[onset_pos][0]
+        offset = active.trace[end_pos][0]
+        duration = offset.pts_s - onset.pts_s + 1.0 / self._fps
+        if peak < self._cfg.min_motion_px or duration < self._cfg.min_duration_s:
+            return None
+        apex_sample, apex_above = active.trace[active.apex_pos]
+        apex_vec = active.vectors[active.apex_pos]
+        names = self._motion.names
+        order = np.argsort(-apex_above)
+        regions = tuple(names[i] for i in order if apex_above[i] >= 0.5 * peak)
+        vectors = {names[i]: (float(apex_vec[i, 0]), float(apex_vec[i, 1])) for i in order}
+        return RawBurst(onset, apex_sample, offset, active.reference, regions, vectors, peak, held)

@@ -1,0 +1,101 @@
+"""Run statistics for the ``stats`` message (DESIGN §5): counters and rolling percentiles.
+
+Written by the perception worker thread and read by the event loop, so every update and read
+holds one lock; all windows are bounded deques.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, Protocol
+
+import numpy as np
+
+from affectstream.stream.capture import CaptureThread
+from affectstream.stream.perception import STAGES, FrameResult
+
+_WINDOW = 600
+
+
+class _SinkStats(Protocol):
+    def stats(self) -> dict[str, dict[str, Any]]: ...
+
+
+class _Tracks(Protocol):
+    @property
+    def tracks(self) -> dict[int, Any]: ...
+
+
+def percentiles(values: deque[float] | list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None}
+    arr = np.asarray(values, np.float64)
+    return {"p50": round(float(np.percentile(arr, 50)), 3),
+            "p95": round(float(np.percentile(arr, 95)), 3)}
+
+
+class RunStats:
+    def __init__(self, camera: str, capture: CaptureThread, sinks: _SinkStats,
+                 perception: _Tracks) -> None:
+        self.camera = camera
+        self._capture = capture
+        self._sinks = sinks
+        self._perception = perception
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+        self._frames = 0
+        self._bursts = 0
+        self.tracks_seen = 0
+        self._stage_ms = {s: deque[float](maxlen=_WINDOW) for s in STAGES}
+        self._latency_ms: deque[float] = deque(maxlen=_WINDOW)
+        self._publish_ms: deque[float] = deque(maxlen=_WINDOW)
+        self._frame_times: deque[float] = deque(maxlen=150)
+
+    def frame_done(self, result: FrameResult, latency_s: float) -> None:
+        with self._lock:
+            self._frames += 1
+            self._frame_times.append(time.monotonic())
+            for stage, ms in result.stages_ms.items():
+                if stage in self._stage_ms:
+                    self._stage_ms[stage].append(ms)
+            self._latency_ms.append(latency_s * 1000)
+
+    def track_event(self, kind: str) -> None:
+        if kind == "new":
+            with self._lock:
+                self.tracks_seen += 1
+
+    def burst_published(self, delay_s: float) -> None:
+        with self._lock:
+            self._bursts += 1
+            self._publish_ms.append(delay_s * 1000)
+
+    def _fps(self) -> float:
+        times = self._frame_times
+        if len(times) < 2 or times[-1] <= times[0]:
+            return 0.0
+        return round((len(times) - 1) / (times[-1] - times[0]), 2)
+
+    def payload(self) -> dict[str, Any]:
+        cap = self._capture.stats
+        with self._lock:
+            stages = {s: percentiles(v) for s, v in self._stage_ms.items()}
+            stages["end_to_end"] = percentiles(self._latency_ms)
+            return {
+                "ts": round(time.time(), 3),
+                "uptime_s": round(time.monotonic() - self._start, 3),
+                "frames": self._frames,
+                "dropped": cap.dropped,
+                "fps": self._fps(),
+                "reconnects": cap.reconnects,
+                "stalls": cap.stalls,
+                "tracks": len(self._perception.tracks),
+                "bursts": self._bursts,
+                "stages_ms": stages,
+                "publish_ms": percentiles(self._publish_ms),
+                "vlm": {"calls": 0, "failures": 0, "in_flight": 0, "latency_ms_p50": None,
+                        "latency_ms_p95": None, "prompt_tokens_mean": None},
+                "sinks": self._sinks.stats(),
+            }

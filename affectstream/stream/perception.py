@@ -1,0 +1,226 @@
+"""Per-frame perception: detector → tracker → landmarks → aligned crop → motion → spotter →
+describer → rolling log and keyframes (DESIGN §2, §7).
+
+:class:`Perception` is synchronous and single-threaded on purpose: the live runner, ``spot`` and
+``bench`` all drive the same object, so offline results equal live ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+
+from affectstream.config import Config
+from affectstream.detectors.align import FaceAligner, scaled
+from affectstream.detectors.describer import SlowChangeDescriber, describe_burst, is_blink
+from affectstream.detectors.face import CenterFaceDetector
+from affectstream.detectors.keyframes import KeyframeStore
+from affectstream.detectors.landmarks import TrackLandmarker
+from affectstream.detectors.motion import RegionMotion
+from affectstream.detectors.spotter import BurstSpotter, RawBurst, Sample
+from affectstream.detectors.textlog import RollingLog
+from affectstream.detectors.tracker import FaceTracker, Track
+from affectstream.types import (
+    Burst,
+    Face,
+    FloatArray,
+    Frame,
+    Image,
+    Keyframe,
+    LogLine,
+    TrackEvent,
+)
+
+STAGES = ("detect", "track", "landmarks", "align", "spot", "describe")
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    frame_index: int
+    pts_s: float
+    ts: float
+    faces: tuple[Face, ...] = ()
+    bursts: tuple[Burst, ...] = ()
+    track_events: tuple[TrackEvent, ...] = ()
+    log_lines: tuple[LogLine, ...] = ()
+    keyframes: tuple[Keyframe, ...] = ()
+    stages_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TrackState:
+    """Everything perception keeps per track; the VLM stage reads ``log`` and ``keyframes``."""
+
+    track_id: int
+    landmarker: TrackLandmarker | None
+    changes: SlowChangeDescriber
+    log: RollingLog
+    keyframes: KeyframeStore
+    aligner: FaceAligner | None = None
+    motion: RegionMotion | None = None
+    spotter: BurstSpotter | None = None
+    bursts: int = 0
+
+
+class _Collector:
+    """Accumulates one frame's outputs and stage timings."""
+
+    def __init__(self) -> None:
+        self.faces: list[Face] = []
+        self.bursts: list[Burst] = []
+        self.events: list[TrackEvent] = []
+        self.lines: list[LogLine] = []
+        self.keyframes: list[Keyframe] = []
+        self.ms: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] += (time.perf_counter() - t0) * 1000
+
+    def result(self, frame_index: int, pts_s: float, ts: float) -> FrameResult:
+        return FrameResult(frame_index, pts_s, ts, tuple(self.faces), tuple(self.bursts),
+                           tuple(self.events), tuple(self.lines), tuple(self.keyframes), self.ms)
+
+
+class Perception:
+    def __init__(self, cfg: Config, model_paths: dict[str, Path], fps: float, run_id: str) -> None:
+        self._cfg = cfg
+        self._fps = fps if fps > 0 else 30.0
+        self._run_id = run_id
+        self._landmarker_path = model_paths.get("face-landmarker")
+        self._detector = CenterFaceDetector(cfg.detector, model_paths["face-centerface"])
+        self._tracker = FaceTracker(cfg.tracker)
+        self.tracks: dict[int, TrackState] = {}
+        self.providers = self._detector.providers
+        self.bursts_total = 0
+
+    def process(self, frame: Frame) -> FrameResult:
+        out = _Collector()
+        with out.stage("detect"):
+            dets = self._detector.detect(frame.image)
+        with out.stage("track"):
+            update = self._tracker.update(dets, frame.index, frame.pts_s)
+        for track in update.started:
+            self.tracks[track.track_id] = self._new_state(track.track_id)
+            out.events.append(self._event("new", track, frame))
+        ranked = sorted(update.active, key=lambda t: -(t.bbox[2] - t.bbox[0]))
+        for rank, track in enumerate(ranked):
+            with_landmarks = rank < self._cfg.landmarks.max_faces
+            self._process_track(frame, track, self.tracks[track.track_id], with_landmarks, out)
+        for track in update.ended:
+            self._end_track(track, frame, out)
+        return out.result(frame.index, frame.pts_s, frame.ts)
+
+    def finish(self, last: Frame | None) -> FrameResult:
+        """The stream ended: close open bursts and end every track."""
+        out = _Collector()
+        index = last.index if last else 0
+        pts = last.pts_s if last else 0.0
+        for track in self._tracker.finish():
+            self._end_track(track, last, out)
+        return out.result(index, pts, time.time())
+
+    def close(self) -> None:
+        for state in self.tracks.values():
+            if state.landmarker is not None:
+                state.landmarker.close()
+        self.tracks.clear()
+
+    # -- per track ----------------------------------------------------------------------------
+    def _new_state(self, track_id: int) -> TrackState:
+        cam, cfg = self._cfg.camera_id, self._cfg
+        landmarker = None
+        if cfg.landmarks.enabled and self._landmarker_path is not None:
+            landmarker = TrackLandmarker(self._landmarker_path, cfg.landmarks.crop_scale)
+        return TrackState(track_id, landmarker, SlowChangeDescriber(cfg.log, cam, track_id),
+                          RollingLog(cam, track_id, cfg.log.token_budget),
+                          KeyframeStore(cfg.keyframes, track_id))
+
+    def _process_track(self, frame: Frame, track: Track, state: TrackState, with_landmarks: bool,
+                       out: _Collector) -> None:
+        face = Face(track.track_id, frame.index, frame.pts_s, track.bbox, track.score)
+        if not with_landmarks or state.landmarker is None:
+            out.faces.append(face)
+            return
+        with out.stage("landmarks"):
+            lm = state.landmarker.detect(frame.image, track.bbox, frame.pts_s)
+        if lm is None:
+            out.faces.append(face)
+            return
+        out.faces.append(Face(track.track_id, frame.index, frame.pts_s, track.bbox, track.score,
+                              lm.landmarks, lm.blendshapes, lm.head_pose))
+        with out.stage("align"):
+            crop, gray = self._aligned(state, lm.landmarks, frame.image)
+        assert state.spotter is not None
+        with out.stage("spot"):
+            raw = state.spotter.update(Sample(frame.index, frame.pts_s, gray, crop,
+                                              lm.blendshapes))
+        with out.stage("describe"):
+            kf = state.keyframes.offer(frame.index, frame.pts_s, crop)
+            if kf is not None:
+                out.keyframes.append(kf)
+            for line in state.changes.update(frame.pts_s, lm.blendshapes):
+                self._log(state, line, out)
+            if raw is not None:
+                self._emit_burst(state, raw, out)
+
+    def _aligned(self, state: TrackState, landmarks: FloatArray,
+                 image: Image) -> tuple[Image, Image]:
+        size, kf_size = self._cfg.motion.crop_size, self._cfg.keyframes.size
+        if state.aligner is None:
+            state.aligner = FaceAligner(landmarks)
+            state.motion = RegionMotion(state.aligner.template, size)
+            state.spotter = BurstSpotter(self._cfg.spotter, state.motion, self._fps,
+                                         self._cfg.motion.lag_s)
+        m_unit = state.aligner.unit_transform(landmarks)
+        crop = cv2.warpAffine(image, scaled(m_unit, kf_size), (kf_size, kf_size),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        small = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+        gray: Image = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        return crop, gray
+
+    def _emit_burst(self, state: TrackState, raw: RawBurst, out: _Collector) -> None:
+        if self._cfg.spotter.blink_masking and is_blink(raw):
+            return
+        burst_id = f"{self._cfg.camera_id}-{self._run_id}-t{state.track_id}-f{raw.onset.index}"
+        burst = describe_burst(raw, burst_id=burst_id, camera=self._cfg.camera_id,
+                               track_id=state.track_id, ts=time.time(),
+                               crop_size=self._cfg.motion.crop_size,
+                               micro_max_s=self._cfg.spotter.micro_max_s)
+        state.bursts += 1
+        self.bursts_total += 1
+        out.bursts.append(burst)
+        out.keyframes.append(state.keyframes.add_apex(raw.apex.index, raw.apex.pts_s,
+                                                      raw.apex.crop, burst_id))
+        self._log(state, LogLine(burst.camera, burst.track_id, burst.onset_s, burst.offset_s,
+                                 "burst", burst.text, burst.id), out)
+
+    def _log(self, state: TrackState, line: LogLine, out: _Collector) -> None:
+        state.log.append(line)
+        out.lines.append(line)
+
+    def _end_track(self, track: Track, frame: Frame | None, out: _Collector) -> None:
+        state = self.tracks.pop(track.track_id, None)
+        if state is not None:
+            if state.spotter is not None:
+                raw = state.spotter.flush()
+                if raw is not None:
+                    self._emit_burst(state, raw, out)
+            if state.landmarker is not None:
+                state.landmarker.close()
+        out.events.append(self._event("end", track, frame))
+
+    def _event(self, kind: str, track: Track, frame: Frame | None) -> TrackEvent:
+        index = frame.index if frame else track.last_frame
+        pts = frame.pts_s if frame else track.last_s
+        return TrackEvent(kind, self._cfg.camera_id, track.track_id,  # type: ignore[arg-type]
+                          index, pts, track.bbox, time.time(), track.first_s, track.last_s)

@@ -1,0 +1,189 @@
+"""Frozen dataclasses passed between stages (DESIGN §3).
+
+Images are numpy arrays (BGR, uint8, H×W×3) and are never copied by these types; a stage that
+keeps an image beyond the current frame must own it (the capture thread hands out fresh arrays).
+Times: ``*_s`` are seconds from the stream start (container timestamps when available); ``ts`` is
+wall-clock epoch seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Image = npt.NDArray[np.uint8]
+FloatArray = npt.NDArray[np.float32]
+
+BurstKind = Literal["micro", "macro"]
+TrackEventType = Literal["new", "end"]
+LogKind = Literal["burst", "change", "summary"]
+KeyframeReason = Literal["apex", "periodic"]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded frame."""
+
+    index: int
+    """0-based index of the frame since the stream (or this loop of a file) started."""
+    pts_s: float
+    """Stream time in seconds (container timestamp when the source has one)."""
+    ts: float
+    """Wall-clock time (epoch seconds) when the frame was captured."""
+    image: Image
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """Face detections of one frame: the one canonical detections type (supervision-style).
+
+    ``xyxy`` is (N, 4) float32 pixel boxes; ``scores`` (N,); ``keypoints`` (N, 5, 2): eyes (L, R
+    from the viewer's side), nose, mouth corners.
+    """
+
+    xyxy: FloatArray
+    scores: FloatArray
+    keypoints: FloatArray
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(
+            xyxy=np.zeros((0, 4), np.float32),
+            scores=np.zeros((0,), np.float32),
+            keypoints=np.zeros((0, 5, 2), np.float32),
+        )
+
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    def scaled(self, sx: float, sy: float) -> Detections:
+        """Boxes and keypoints scaled from detector-input to frame pixels."""
+        scale = np.array([sx, sy, sx, sy], np.float32)
+        return Detections(
+            xyxy=(self.xyxy * scale).astype(np.float32),
+            scores=self.scores,
+            keypoints=(self.keypoints * np.array([sx, sy], np.float32)).astype(np.float32),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ActionUnit:
+    """One FACS action unit observed in a burst or a slow change."""
+
+    au: int
+    name: str
+    side: Literal["L", "R", "both"]
+    intensity: float
+    """0–1; the text says weak (<0.3), moderate (<0.6) or strong."""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"au": self.au, "name": self.name, "side": self.side,
+                "intensity": round(self.intensity, 3)}
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    """A tracked face in one frame with its landmarks and blendshapes (when the landmarker ran)."""
+
+    track_id: int
+    frame_index: int
+    pts_s: float
+    bbox: tuple[float, float, float, float]
+    score: float
+    landmarks: FloatArray | None = None
+    """(478, 3) MediaPipe landmarks in frame pixels (z in the same scale), or None."""
+    blendshapes: dict[str, float] = field(default_factory=dict)
+    head_pose: tuple[float, float, float] | None = None
+    """(yaw, pitch, roll) in degrees."""
+
+
+@dataclass(frozen=True, slots=True)
+class Burst:
+    """A spotted facial-expression burst (micro ≤ 0.5 s, macro otherwise)."""
+
+    id: str
+    camera: str
+    track_id: int
+    onset_frame: int
+    apex_frame: int
+    offset_frame: int
+    onset_s: float
+    apex_s: float
+    offset_s: float
+    kind: BurstKind
+    regions: tuple[str, ...]
+    action_units: tuple[ActionUnit, ...]
+    peak_motion: float
+    text: str
+    ts: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.offset_s - self.onset_s
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line of a track's rolling text log."""
+
+    camera: str
+    track_id: int
+    start_s: float
+    end_s: float
+    kind: LogKind
+    text: str
+    burst_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Keyframe:
+    """An aligned face crop kept for the VLM stage."""
+
+    track_id: int
+    frame_index: int
+    pts_s: float
+    reason: KeyframeReason
+    image: Image
+    burst_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackEvent:
+    """A track appeared (``new``) or ended (``end``)."""
+
+    type: TrackEventType
+    camera: str
+    track_id: int
+    frame_index: int
+    pts_s: float
+    bbox: tuple[float, float, float, float]
+    ts: float
+    first_s: float
+    last_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class EmotionUpdate:
+    """An emotion estimate for one track over a window (VLM, specialist or FACS rules)."""
+
+    camera: str
+    track_id: int
+    ts: float
+    window_start_s: float
+    window_end_s: float
+    label: str
+    probs: dict[str, float]
+    valence: float
+    arousal: float
+    confidence: float
+    rationale: str
+    source: Literal["vlm", "specialist", "facs"]
+    model: str
+    calibrated: bool
+    keyframes_s: tuple[float, ...]
+    bursts: tuple[str, ...]
+    latency_ms: float
+    prompt_tokens: int
