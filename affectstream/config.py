@@ -39,7 +39,7 @@ class SourceConfig(_Section):
     open_timeout_s: float = Field(10.0, gt=0, description="Timeout for opening a network stream.")
     read_timeout_s: float = Field(5.0, gt=0, description="Timeout for one read from a network stream.")
     max_consecutive_failures: int = Field(25, ge=1, description="Failed reads in a row before a live source reconnects.")
-    reconnect_backoff_max_s: float = Field(10.0, gt=0, description="Cap of the exponential reconnect backoff.")
+    reconnect_backoff_max_s: float = Field(4.0, gt=0, description="Cap of the exponential reconnect backoff.")
     width: int | None = Field(None, ge=1, description="Requested webcam width (pixels); None keeps the camera default.")
     height: int | None = Field(None, ge=1, description="Requested webcam height (pixels); None keeps the camera default.")
 

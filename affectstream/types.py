@@ -28,7 +28,7 @@ class Frame:
     """One decoded frame."""
 
     index: int
-    """0-based index of the frame since the stream (or this loop of a file) started."""
+    """0-based index of the frame since the stream started (keeps increasing across loops)."""
     pts_s: float
     """Stream time in seconds (container timestamp when the source has one)."""
     ts: float

@@ -64,13 +64,17 @@ class BurstSpotter:
         self._motion = motion
         self._fps = fps if fps > 0 else 30.0
         self._lag = max(1, round(lag_s * self._fps))
-        self._ring: deque[Sample] = deque(maxlen=self._lag + 1)
+        # Look back further than the lag so a slow onset gets a reference from before it began.
+        self._lookback = self._lag + max(1, round(0.2 * self._fps))
+        self._ring: deque[Sample] = deque(maxlen=self._lookback + 1)
         window = max(8, round(cfg.window_s * self._fps))
         self._history: deque[FloatArray] = deque(maxlen=window)
         self._combined: deque[float] = deque(maxlen=window)
         self._warmup = max(3, round(cfg.warmup_s * self._fps))
         self._max_frames = max(2, round(cfg.max_duration_s * self._fps))
-        self._refractory = 0
+        self._rearm_frames = max(2, round(1.0 * self._fps))
+        self._disarmed = 0
+        self._last_offset = -1
         self._active: _Active | None = None
         self.last_signal: float = 0.0
         """Latest combined onset score (max robust z over regions), for previews and debugging."""
@@ -85,9 +89,10 @@ class BurstSpotter:
             return self._continue(sample)
         if len(self._ring) <= self._lag:
             return None
-        lag = np.linalg.norm(self._motion.vectors(self._ring[0].gray, sample.gray), axis=1)
-        if self._refractory > 0:
-            self._refractory -= 1
+        lagged = self._ring[-1 - self._lag]
+        lag = np.linalg.norm(self._motion.vectors(lagged.gray, sample.gray), axis=1)
+        if self._disarmed > 0:
+            self._rearm(lag)
         elif self._triggered(lag):
             self._start()
             return None
@@ -123,10 +128,19 @@ class BurstSpotter:
         adaptive = float(comb.mean() + self._cfg.p * (comb.max() - comb.mean()))
         return self.last_signal >= adaptive
 
+    def _rearm(self, lag: FloatArray) -> None:
+        """After a burst, wait until the tail of its motion has settled (or a second passed),
+        so the fall of one expression does not start the next burst."""
+        self._disarmed -= 1
+        if len(self._history) >= self._warmup:
+            med, mad = self._baseline()
+            if float(((lag - med) / (mad + 0.03)).max()) < 0.5 * self._cfg.min_z:
+                self._disarmed = 0
+
     def _start(self) -> None:
-        reference = self._ring[0]
-        self._active = _Active(reference)
-        for sample in list(self._ring)[1:]:
+        ring = [s for s in self._ring if s.index > self._last_offset] or [self._ring[-1]]
+        self._active = _Active(ring[0])
+        for sample in ring[1:]:
             self._measure(sample)
 
     # -- active -----------------------------------------------------------------------------
@@ -160,13 +174,14 @@ class BurstSpotter:
         active = self._active
         assert active is not None
         self._active = None
-        self._refractory = self._lag
+        self._disarmed = self._rearm_frames
         peak = active.peak
         levels = np.array([a.max() for _, a in active.trace])
         onset_pos = int(np.argmax(levels >= self._cfg.release * peak)) if peak > 0 else 0
         onset = active.trace[onset_pos][0]
         offset = active.trace[end_pos][0]
-        duration = offset.pts_s - onset.pts_s + 1.0 / self._fps
+        self._last_offset = offset.index
+        duration = offset.pts_s - onset.pts_s
         if peak < self._cfg.min_motion_px or duration < self._cfg.min_duration_s:
             return None
         apex_sample, apex_above = active.trace[active.apex_pos]
