@@ -28,7 +28,7 @@ from affectstream.publish.sinks import Fanout, parse_sink
 from affectstream.stats import RunStats
 from affectstream.stream.capture import CaptureThread
 from affectstream.stream.perception import FrameResult, Perception
-from affectstream.stream.sources import VideoSource, open_source
+from affectstream.stream.sources import FileSource, VideoSource, open_source
 from affectstream.types import Burst
 
 log = logging.getLogger("affectstream")
@@ -143,7 +143,9 @@ class Runner:
         model_paths = resolve_models(cfg)
         cfg, source = prepare_source(cfg, model_paths)
         try:
-            perception = Perception(cfg, model_paths, source.fps, secrets.token_hex(3))
+            still = isinstance(source, FileSource) and source.is_still
+            perception = Perception(cfg, model_paths, source.fps, secrets.token_hex(3),
+                                    still_image=still)
         except BaseException:
             source.close()
             raise

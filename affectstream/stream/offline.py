@@ -65,9 +65,9 @@ def perceive_file(cfg: Config, model_paths: dict[str, Path], path: Path, *,
     (frame None). Yields (frame, result, decode_ms)."""
     probe = FileSource(path)
     probe.open()
-    fps = probe.fps
+    fps, still = probe.fps, probe.is_still
     probe.close()
-    perception = Perception(cfg, model_paths, fps, secrets.token_hex(3))
+    perception = Perception(cfg, model_paths, fps, secrets.token_hex(3), still_image=still)
     try:
         last = None
         for frame, decode_ms in _frames(path, limit, loop):

@@ -92,13 +92,17 @@ class _Collector:
 
 
 class Perception:
-    def __init__(self, cfg: Config, model_paths: dict[str, Path], fps: float, run_id: str) -> None:
+    def __init__(self, cfg: Config, model_paths: dict[str, Path], fps: float, run_id: str, *,
+                 still_image: bool = False) -> None:
         self._cfg = cfg
         self._fps = fps if fps > 0 else 30.0
         self._run_id = run_id
         self._landmarker_path = model_paths.get("face-landmarker")
         self._detector = CenterFaceDetector(cfg.detector, model_paths["face-centerface"])
-        self._tracker = FaceTracker(cfg.tracker)
+        tracker_cfg = cfg.tracker
+        if still_image:  # a single frame can never confirm a track over several detections
+            tracker_cfg = tracker_cfg.model_copy(update={"min_hits": 1})
+        self._tracker = FaceTracker(tracker_cfg)
         self.tracks: dict[int, TrackState] = {}
         self.providers = self._detector.providers
         self.bursts_total = 0

@@ -155,6 +155,11 @@ class FileSource:
         self._cap, self._pending = cap, first
         self.fps = nominal_fps(cap)
 
+    @property
+    def is_still(self) -> bool:
+        """Whether the opened file is a still image (one frame per pass)."""
+        return self._still is not None
+
     def read(self) -> Frame | None:
         if not self._opened:
             raise RuntimeError("FileSource.read() called before open()")
