@@ -204,7 +204,9 @@ class Runner:
         return self.summary
 
     async def _publish_result(self, result: FrameResult, fanout: Fanout, stats: RunStats) -> None:
-        for event in result.track_events:
+        # new tracks, then bursts and log lines, then ended tracks: a burst closed because its
+        # track ended is published before that track's "end".
+        for event in (e for e in result.track_events if e.type == "new"):
             stats.track_event(event.type)
             await fanout.publish(messages.track(event))
         for burst in result.bursts:
@@ -213,6 +215,8 @@ class Runner:
             stats.burst_published(time.time() - burst.ts)
         for line in result.log_lines:
             await fanout.publish(messages.log_line(line, time.time()))
+        for event in (e for e in result.track_events if e.type == "end"):
+            await fanout.publish(messages.track(event))
         if self._on_result is not None:
             self._on_result(result)
 

@@ -186,6 +186,7 @@ def _quiet_native_logs() -> None:
     # MediaPipe/TFLite log through glog/absl to stderr; keep them to errors unless -v.
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # our own error line says what failed
 
 
 def main(argv: list[str] | None = None) -> int:

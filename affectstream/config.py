@@ -38,7 +38,7 @@ class SourceConfig(_Section):
     queue_size: int = Field(8, ge=1, le=1024, description="Frames buffered between capture and perception.")
     open_timeout_s: float = Field(10.0, gt=0, description="Timeout for opening a network stream.")
     read_timeout_s: float = Field(5.0, gt=0, description="Timeout for one read from a network stream.")
-    max_consecutive_failures: int = Field(25, ge=1, description="Failed reads in a row before a live source reconnects.")
+    max_consecutive_failures: int = Field(25, ge=1, description="Failed reads in a row before a network stream reconnects (a webcam gives up with an error).")
     reconnect_backoff_max_s: float = Field(4.0, gt=0, description="Cap of the exponential reconnect backoff.")
     width: int | None = Field(None, ge=1, description="Requested webcam width (pixels); None keeps the camera default.")
     height: int | None = Field(None, ge=1, description="Requested webcam height (pixels); None keeps the camera default.")
@@ -96,7 +96,7 @@ class LogConfig(_Section):
 
 class KeyframesConfig(_Section):
     size: int = Field(224, ge=64, le=448, description="Side of the aligned colour crops kept as keyframes.")
-    ring_s: float = Field(4.0, gt=0, description="Seconds of recent crops kept per track (burst apexes are taken from it).")
+    ring_s: float = Field(4.0, gt=0, description="Seconds of periodic keyframes kept per track (burst apex crops are kept separately, up to max_apex).")
     periodic_fps: float = Field(2.0, gt=0, description="Rate at which periodic keyframes are kept.")
     max_apex: int = Field(16, ge=1, description="Burst-apex keyframes kept per track.")
 

@@ -58,6 +58,7 @@ _MACRO_ACTIONS = tuple(a for a in ACTIONS if ACTIONS[a].sigma >= 0.1)
 
 Image = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float64]
+FloatArray32 = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -242,13 +243,14 @@ class DemoScene:
             face, self.transform(i), self.size, flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REFLECT101,
         )  # fmt: skip
-        out = img.astype(np.float32)
+        out: FloatArray32 = np.asarray(img, np.float32)
         out *= np.float32(self._gain[i])
         if noise:
             rng = np.random.default_rng([self.seed, 2, i])
             out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(NOISE_SIGMA)
         out += np.float32(0.5)  # round, not truncate, on the cast below
-        return np.clip(out, 0, 255).astype(np.uint8)
+        frame: Image = np.clip(out, 0, 255).astype(np.uint8)
+        return frame
 
 
 def _sidecar(path: Path) -> Path:
