@@ -186,7 +186,9 @@ def _quiet_native_logs() -> None:
     # MediaPipe/TFLite log through glog/absl to stderr; keep them to errors unless -v.
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # our own error line says what failed
+    # Our own one-line error says what failed; OpenCV/FFmpeg would add their own noise.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,6 +205,10 @@ def resolve_from_config(name: str, cfg: ModelsConfig, explicit: Path | None = No
 
     ``explicit`` (e.g. ``detector.model_path``) wins over ``cfg.paths[name]``.
     """
+    unknown = sorted(set(cfg.paths) - set(REGISTRY))
+    if unknown:
+        raise ModelError(f"models.paths names unknown model(s) {', '.join(unknown)}; use one of: "
+                         f"{', '.join(REGISTRY)}")
     path = explicit if explicit is not None else cfg.paths.get(name)
     return resolve(name, explicit=path, home=cfg.home, allow_download=cfg.allow_download)
 

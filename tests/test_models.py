@@ -211,3 +211,9 @@ def test_load_centerface_rejects_a_file_that_is_not_onnx(tmp_path: Path) -> None
     bogus.write_bytes(b"\xff" * 64)
     with pytest.raises(ModelError, match="affectstream models fetch"):
         models.load_centerface_onnx(bogus)
+
+
+def test_config_paths_with_unknown_model_name_is_rejected() -> None:
+    cfg = ModelsConfig(paths={"face-centreface": Path("/x.onnx")})
+    with pytest.raises(ModelError, match="unknown model"):
+        models.resolve_from_config("face-centerface", cfg)
