@@ -28,6 +28,7 @@ from affectstream.publish.sinks import Fanout, parse_sink
 from affectstream.stats import RunStats
 from affectstream.stream.capture import CaptureThread
 from affectstream.stream.perception import FrameResult, Perception
+from affectstream.stream.pipeline import DetectAhead
 from affectstream.stream.sources import FileSource, VideoSource, open_source
 from affectstream.types import Burst
 
@@ -113,9 +114,11 @@ def _perceive(capture: CaptureThread, perception: Perception, bridge: _Bridge,
               stats: RunStats) -> None:
     """Worker thread: every frame through perception; always flush and signal the end."""
     last = None
+    ahead = DetectAhead(capture.read, perception.detect)
     try:
-        while (frame := capture.read()) is not None:
-            result = perception.process(frame)
+        for item in ahead:
+            frame = item.frame
+            result = perception.process(frame, item.detections, item.detect_ms)
             stats.frame_done(result, time.time() - frame.ts)
             bridge.deliver(result)
             last = frame
@@ -125,6 +128,7 @@ def _perceive(capture: CaptureThread, perception: Perception, bridge: _Bridge,
         log.exception("perception failed")
         bridge.deliver(exc)
     finally:
+        ahead.close()
         try:
             bridge.deliver(perception.finish(last))
         finally:

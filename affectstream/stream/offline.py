@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 from affectstream.config import Config
+from affectstream.detectors.face import pick_providers
 from affectstream.stream.perception import STAGES, FrameResult, Perception
+from affectstream.stream.pipeline import DetectAhead
 from affectstream.stream.sources import FileSource
 from affectstream.types import Burst, Frame, TrackEvent
 
@@ -41,41 +43,55 @@ class SpotResult:
         }
 
 
-def _frames(path: Path, limit: int | None, loop: bool) -> Iterator[tuple[Frame, float]]:
-    """Decoded frames with their decode time in ms."""
-    source = FileSource(path, loop=loop)
-    source.open()
-    try:
-        count = 0
-        while limit is None or count < limit:
-            t0 = time.perf_counter()
-            frame = source.read()
-            if frame is None:
-                return
-            yield frame, (time.perf_counter() - t0) * 1000
-            count += 1
-    finally:
-        source.close()
+@dataclass(frozen=True, slots=True)
+class Perceived:
+    """One frame's result from :func:`perceive_file`; ``frame`` is None for the final flush."""
+
+    frame: Frame | None
+    result: FrameResult
+    decode_ms: float = 0.0
+    latency_ms: float = 0.0
+    """From the start of decoding the frame to its result (detection runs ahead in a thread)."""
+
+
+def _reader(source: FileSource, limit: int | None) -> Callable[[], Frame | None]:
+    count = 0
+
+    def read() -> Frame | None:
+        nonlocal count
+        if limit is not None and count >= limit:
+            return None
+        count += 1
+        return source.read()
+
+    return read
 
 
 def perceive_file(cfg: Config, model_paths: dict[str, Path], path: Path, *,
-                  limit: int | None = None, loop: bool = False,
-                  ) -> Iterator[tuple[Frame | None, FrameResult, float]]:
-    """Every frame of a file through :class:`Perception`; the last item is the final flush
-    (frame None). Yields (frame, result, decode_ms)."""
-    probe = FileSource(path)
-    probe.open()
-    fps, still = probe.fps, probe.is_still
-    probe.close()
-    perception = Perception(cfg, model_paths, fps, secrets.token_hex(3), still_image=still)
+                  limit: int | None = None, loop: bool = False) -> Iterator[Perceived]:
+    """Every frame of a file through the same detect-ahead pipeline and :class:`Perception` as
+    a live run, as fast as possible; the last item is the final flush."""
+    source = FileSource(path, loop=loop)
+    source.open()
+    perception: Perception | None = None
+    ahead: DetectAhead | None = None
     try:
+        perception = Perception(cfg, model_paths, source.fps, secrets.token_hex(3),
+                                still_image=source.is_still)
+        ahead = DetectAhead(_reader(source, limit), perception.detect)
         last = None
-        for frame, decode_ms in _frames(path, limit, loop):
-            yield frame, perception.process(frame), decode_ms
-            last = frame
-        yield None, perception.finish(last), 0.0
+        for item in ahead:
+            result = perception.process(item.frame, item.detections, item.detect_ms)
+            latency = (time.perf_counter() - item.started) * 1000
+            yield Perceived(item.frame, result, item.read_ms, latency)
+            last = item.frame
+        yield Perceived(None, perception.finish(last))
     finally:
-        perception.close()
+        if ahead is not None:
+            ahead.close()
+        if perception is not None:
+            perception.close()
+        source.close()
 
 
 def spot_file(cfg: Config, model_paths: dict[str, Path], path: Path) -> SpotResult:
@@ -83,8 +99,9 @@ def spot_file(cfg: Config, model_paths: dict[str, Path], path: Path) -> SpotResu
     probe.open()
     result = SpotResult(fps=round(probe.fps, 3), frames=0)
     probe.close()
-    for frame, out, _ in perceive_file(cfg, model_paths, path):
-        if frame is not None:
+    for item in perceive_file(cfg, model_paths, path):
+        out = item.result
+        if item.frame is not None:
             result.frames += 1
         for face in out.faces:
             result.frames_with_track[face.track_id] = \
@@ -102,33 +119,28 @@ def _pct(values: list[float]) -> dict[str, float]:
 
 def bench_file(cfg: Config, model_paths: dict[str, Path], path: Path, frames: int | None,
                warmup: int = 5) -> dict[str, Any]:
-    """Throughput and per-stage latency on every frame of a file (looped up to ``frames``)."""
+    """Throughput and per-stage latency on every frame of a file (looped up to ``frames``
+    measured frames, after ``warmup`` frames of model warm-up and first-track setup)."""
     stage_ms: dict[str, list[float]] = {s: [] for s in ("decode", *STAGES)}
     e2e: list[float] = []
     faces = bursts = count = 0
-    providers: list[str] = []
     started = time.perf_counter()
-    t_prev = started
-    for i, (frame, out, decode_ms) in enumerate(
-            perceive_file(cfg, model_paths, path, limit=frames, loop=frames is not None)):
-        now = time.perf_counter()
-        if frame is None:
+    limit = None if frames is None else frames + warmup
+    for i, item in enumerate(perceive_file(cfg, model_paths, path, limit=limit,
+                                           loop=frames is not None)):
+        if item.frame is None:
             break
         if i == warmup:
-            started = t_prev  # model warm-up and first-track setup are not throughput
+            started = time.perf_counter()
         if i >= warmup:
             count += 1
-            stage_ms["decode"].append(decode_ms)
-            for stage, ms in out.stages_ms.items():
+            stage_ms["decode"].append(item.decode_ms)
+            for stage, ms in item.result.stages_ms.items():
                 stage_ms[stage].append(ms)
-            e2e.append((now - t_prev) * 1000)
-        faces += len(out.faces)
-        bursts += len(out.bursts)
-        t_prev = now
-    elapsed = max(t_prev - started, 1e-9)
-    from affectstream.detectors.face import pick_providers
-
-    providers = pick_providers(cfg.detector.providers)
+            e2e.append(item.latency_ms)
+        faces += len(item.result.faces)
+        bursts += len(item.result.bursts)
+    elapsed = max(time.perf_counter() - started, 1e-9)
     return {
         "fps": round(count / elapsed, 2),
         "frames": count,
@@ -137,5 +149,5 @@ def bench_file(cfg: Config, model_paths: dict[str, Path], path: Path, frames: in
         "bursts": bursts,
         "stages_ms": {s: _pct(v) for s, v in stage_ms.items()},
         "end_to_end_ms": _pct(e2e),
-        "providers": providers,
+        "providers": pick_providers(cfg.detector.providers),
     }

@@ -27,6 +27,7 @@ from affectstream.detectors.textlog import RollingLog
 from affectstream.detectors.tracker import FaceTracker, Track
 from affectstream.types import (
     Burst,
+    Detections,
     Face,
     FloatArray,
     Frame,
@@ -107,10 +108,21 @@ class Perception:
         self.providers = self._detector.providers
         self.bursts_total = 0
 
-    def process(self, frame: Frame) -> FrameResult:
+    def detect(self, image: Image) -> Detections:
+        """Face detection alone: may run in another thread, ahead of :meth:`process`."""
+        return self._detector.detect(image)
+
+    def process(self, frame: Frame, detections: Detections | None = None,
+                detect_ms: float = 0.0) -> FrameResult:
+        """Everything for one frame; ``detections`` (with their ``detect_ms``) when the
+        detector already ran on it, e.g. in a :class:`DetectAhead` thread."""
         out = _Collector()
-        with out.stage("detect"):
-            dets = self._detector.detect(frame.image)
+        if detections is None:
+            with out.stage("detect"):
+                dets = self._detector.detect(frame.image)
+        else:
+            dets = detections
+            out.ms["detect"] = detect_ms
         with out.stage("track"):
             update = self._tracker.update(dets, frame.index, frame.pts_s)
         for track in update.started:
