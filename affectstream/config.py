@@ -54,7 +54,7 @@ class CenterFaceConfig(_Section):
     providers: list[str] | None = Field(
         None, description="onnxruntime execution providers in order; None picks CUDA when available, then CPU."
     )
-    threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 lets onnxruntime decide.")
+    threads: int = Field(1, ge=0, description="onnxruntime intra-op threads; 1 leaves the second core to landmarks and flow (detection runs ahead in its own thread); 0 lets onnxruntime decide.")
 
 
 class TrackerConfig(_Section):
@@ -79,11 +79,12 @@ class SpotterConfig(_Section):
     window_s: float = Field(4.0, gt=0.5, description="Trailing window for the adaptive threshold statistics.")
     p: float = Field(0.35, gt=0, lt=1, description="Threshold T = mean + p·(high − mean) over the trailing window.")
     min_z: float = Field(4.0, gt=0, description="Onset needs the region signal this many robust deviations above its own history.")
-    min_motion_px: float = Field(0.35, ge=0, description="Absolute floor of the onset signal (pixels of flow on the aligned crop).")
+    min_motion_px: float = Field(0.5, ge=0, description="Absolute floor of the onset signal (pixels of flow on the aligned crop).")
     min_duration_s: float = Field(0.065, gt=0, description="Shorter bursts are discarded.")
     micro_max_s: float = Field(0.5, gt=0, description="Bursts up to this duration are 'micro', longer ones 'macro'.")
     max_duration_s: float = Field(4.0, gt=0, description="A held expression is closed after this long.")
-    release: float = Field(0.4, gt=0, lt=1, description="Offset when the displacement from the onset falls below this fraction of its peak.")
+    release: float = Field(0.4, gt=0, lt=1, description="The burst is released once the displacement from its onset reference falls below this fraction of its peak after the apex.")
+    valley: float = Field(0.15, ge=0, lt=1, description="Onset and offset are placed where the displacement is back within this fraction of its peak (the offset search waits at most 0.2 s after release).")
     warmup_s: float = Field(0.4, ge=0, description="Seconds of history needed before bursts can start.")
     blink_masking: bool = Field(True, description="Drop bursts that are only eye blinks.")
 

@@ -8,6 +8,7 @@ single point barely move the crop. Regions are fixed masks on the aligned crop.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from affectstream.types import FloatArray
@@ -16,10 +17,9 @@ from affectstream.types import FloatArray
 RIGID = np.array([33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 10, 151, 234, 454])
 _EYE_R = (33, 133)  # subject's right eye (image left for a non-mirrored camera)
 _EYE_L = (362, 263)
-_EYE_Y, _EYE_X_R, _EYE_X_L = 0.40, 0.32, 0.68
+_EYE_Y, _EYE_X_R, _EYE_X_L = 0.34, 0.34, 0.66  # forehead to chin fits in the crop
 
-# Facial regions (subject's sides) measured for motion, as landmark indices; "nose_root" is the
-# head-motion reference subtracted from every other region.
+# Facial regions (subject's sides) measured for motion, as landmark indices.
 REGIONS: dict[str, tuple[int, ...]] = {
     "inner_brow_R": (107, 66, 55, 65),
     "inner_brow_L": (336, 296, 285, 295),
@@ -33,7 +33,6 @@ REGIONS: dict[str, tuple[int, ...]] = {
     "upper_lip": (0, 37, 267, 39, 269),
     "chin": (152, 175, 199, 200),
 }
-REFERENCE_REGION: tuple[int, ...] = (168, 6, 197)
 
 
 def similarity(src: FloatArray, dst: FloatArray) -> FloatArray:
@@ -77,13 +76,28 @@ def scaled(m_unit: FloatArray, size: int) -> FloatArray:
 
 
 def region_indices(template: FloatArray, size: int, radius: float = 0.055) -> dict[str, np.ndarray]:
-    """Flat pixel indices of each region (and the reference) on a size×size aligned crop."""
+    """Flat pixel indices of each region on a size×size aligned crop."""
     yy, xx = np.mgrid[0:size, 0:size]
     out: dict[str, np.ndarray] = {}
-    named = {**REGIONS, "nose_root": REFERENCE_REGION}
-    for name, idx in named.items():
+    for name, idx in REGIONS.items():
         mask = np.zeros((size, size), bool)
         for x, y in template[list(idx)] * size:
             mask |= (xx - x) ** 2 + (yy - y) ** 2 <= (radius * size) ** 2
         out[name] = np.flatnonzero(mask)
     return out
+
+
+def face_indices(template: FloatArray, size: int, step: int = 3) -> np.ndarray:
+    """Flat indices of a sparse grid of pixels inside the face outline (landmark hull).
+
+    The median flow over them is the residual head motion: the expression regions cover about
+    a third of the face grid, so a moving region barely shifts the median, unlike a small fixed
+    reference patch (a nose-root patch moves with AU1/AU4 and leaks brow motion into every
+    other region).
+    """
+    hull = cv2.convexHull((template * size).astype(np.int32))
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(mask, hull, 1)
+    grid = np.zeros((size, size), bool)
+    grid[::step, ::step] = True
+    return np.flatnonzero(mask.astype(bool) & grid)

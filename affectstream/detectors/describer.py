@@ -151,7 +151,7 @@ class SlowChangeDescriber:
             rel = st.fast - st.slow
             if st.active_since is None and rel >= self._cfg.change_on:
                 st.active_since = pts_s
-                word = facs.intensity_word(st.fast)
+                word = facs.intensity_word(unit.intensity)
                 lines.append(self._line(pts_s, pts_s, f"{pts_s:.2f} s: {unit.name} (AU{unit.au}) "
                                         f"rose to {word}, {_side_word(unit.side)}"))
             elif st.active_since is not None and rel <= self._cfg.change_off:

@@ -59,7 +59,7 @@ def action_units(scores: dict[str, float], threshold: float) -> list[ActionUnit]
         if top < threshold:
             continue
         low = min(left, right)
-        side = "both" if low >= threshold or low >= top / 2 else "L" if left > right else "R"
+        side = "both" if low >= top / 2 else ("L" if left > right else "R")
         out.append(ActionUnit(au, name, side, min(1.0, top)))  # type: ignore[arg-type]
     out.sort(key=lambda a: -a.intensity)
     return out

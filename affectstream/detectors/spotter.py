@@ -8,9 +8,11 @@ above its history, above an absolute floor, and above the adaptive threshold
 
 Active: displacement is measured from the frame before the onset (the onset reference), not
 from a fixed lag, so a held expression stays one burst instead of a rise bump and a fall bump.
-Apex is the displacement peak; the burst ends when displacement falls back below
-``release × peak`` (or the noise floor), or after ``max_duration_s``. Onset is where the
-displacement first reached ``release × peak``. All durations scale with the frame rate.
+Apex is the displacement peak; the burst is released when displacement falls back below
+``release × peak`` (or the noise floor), or closed as held after ``max_duration_s``. After
+release the fall is followed into its valley (within ``valley × peak``, rising again, or
+0.2 s at most) and the offset is its lowest point; the onset is the last frame before the apex
+still within ``valley × peak``. All durations scale with the frame rate.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class _Active:
     vectors: list[FloatArray] = field(default_factory=list)
     peak: float = 0.0
     apex_pos: int = 0
+    released_pos: int | None = None
+    """Where the displacement first fell below ``release × peak`` after the apex."""
 
 
 class BurstSpotter:
@@ -72,6 +76,7 @@ class BurstSpotter:
         self._combined: deque[float] = deque(maxlen=window)
         self._warmup = max(3, round(cfg.warmup_s * self._fps))
         self._max_frames = max(2, round(cfg.max_duration_s * self._fps))
+        self._tail = max(1, round(0.2 * self._fps))
         self._rearm_frames = max(2, round(1.0 * self._fps))
         self._disarmed = 0
         self._last_offset = -1
@@ -161,13 +166,26 @@ class BurstSpotter:
         active = self._active
         assert active is not None
         level = self._measure(sample)
-        med, _ = self._baseline()
-        noise = float(med.max())
-        released = level <= max(self._cfg.release * active.peak, noise)
-        if len(active.trace) - 1 > active.apex_pos and released:
-            return self._finish(len(active.trace) - 1, held=False)
-        if len(active.trace) >= self._max_frames:
-            return self._finish(len(active.trace) - 1, held=True)
+        pos = len(active.trace) - 1
+        if active.released_pos is None:
+            med, _ = self._baseline()
+            released = level <= max(self._cfg.release * active.peak, float(med.max()))
+            if pos > active.apex_pos and released:
+                active.released_pos = pos
+            elif len(active.trace) >= self._max_frames:
+                return self._finish(pos, held=True)
+            else:
+                return None
+        return self._settle(active, pos, level)
+
+    def _settle(self, active: _Active, pos: int, level: float) -> RawBurst | None:
+        """After release, follow the fall into its valley (back near the reference, rising
+        again, or at most ``self._tail`` frames) and put the offset at its lowest point."""
+        assert active.released_pos is not None
+        levels = [float(a.max()) for _, a in active.trace[active.released_pos:]]
+        rising = len(levels) > 1 and level > levels[-2]
+        if level <= self._cfg.valley * active.peak or rising or len(levels) > self._tail:
+            return self._finish(active.released_pos + int(np.argmin(levels)), held=False)
         return None
 
     def _finish(self, end_pos: int, held: bool) -> RawBurst | None:
@@ -176,8 +194,10 @@ class BurstSpotter:
         self._active = None
         self._disarmed = self._rearm_frames
         peak = active.peak
-        levels = np.array([a.max() for _, a in active.trace])
-        onset_pos = int(np.argmax(levels >= self._cfg.release * peak)) if peak > 0 else 0
+        levels = np.array([a.max() for _, a in active.trace[:active.apex_pos + 1]])
+        # Onset: the last frame before the apex still in the valley near the reference.
+        calm = np.flatnonzero(levels <= self._cfg.valley * peak)
+        onset_pos = int(calm[-1]) if len(calm) else 0
         onset = active.trace[onset_pos][0]
         offset = active.trace[end_pos][0]
         self._last_offset = offset.index

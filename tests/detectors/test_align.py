@@ -13,6 +13,7 @@ from affectstream.detectors.align import (
     REGIONS,
     RIGID,
     FaceAligner,
+    face_indices,
     region_indices,
     scaled,
     similarity,
@@ -21,7 +22,7 @@ from affectstream.detectors.landmarks import LandmarkResult
 from affectstream.types import FloatArray
 
 EYE_R, EYE_L = (33, 133), (362, 263)
-CANON_R, CANON_L = (0.32, 0.40), (0.68, 0.40)
+CANON_R, CANON_L = (0.34, 0.34), (0.66, 0.34)
 
 
 def _similarity_matrix(scale: float, deg: float, tx: float, ty: float) -> FloatArray:
@@ -115,7 +116,7 @@ def test_scaled_and_region_indices(template: FloatArray) -> None:
     m = np.array([[0.01, 0.0, 0.1], [0.0, 0.01, 0.2]], np.float32)
     np.testing.assert_allclose(scaled(m, CROP), m * CROP)
     idx = region_indices(template, CROP)
-    assert set(idx) == {*REGIONS, "nose_root"}
+    assert set(idx) == set(REGIONS)
     for name, pix in idx.items():
         assert len(pix) > 50, name
         assert pix.min() >= 0 and pix.max() < CROP * CROP
@@ -130,9 +131,17 @@ def test_scaled_and_region_indices(template: FloatArray) -> None:
     assert cy("inner_brow_L") < cy("lower_lid_L") < cy("mouth_corner_L") < cy("chin")
 
 
-def test_region_masks_do_not_overlap_reference(template: FloatArray) -> None:
+def test_face_grid_covers_every_region_and_the_whole_face(template: FloatArray) -> None:
+    face = set(face_indices(template, CROP).tolist())
     idx = region_indices(template, CROP)
-    ref = set(idx["nose_root"].tolist())
     for name in REGIONS:
-        assert not ref & set(idx[name].tolist()), name
+        assert face & set(idx[name].tolist()), name  # every region lies inside the face
+    regions = set().union(*(set(v.tolist()) for v in idx.values()))
+    # Expression regions are a minority of the face grid, so its median is the head motion.
+    assert len(face & regions) < 0.45 * len(face)
+
+
+def test_whole_face_fits_in_the_crop(template: FloatArray) -> None:
+    # Forehead (10) to chin (152) inside the crop, so chin motion is measured on real pixels.
+    assert template[10, 1] > 0.0 and template[152, 1] < 0.98
 

@@ -193,10 +193,6 @@ def test_slow_change_rose_and_faded() -> None:
     assert _drive(d, 9.0, 2.0, _smile(0.05)) == []  # quiet again
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SlowChangeDescriber calls facs.action_units(scores, 0.0); action_units says 'both' when "
-    "min(left, right) >= threshold, which always holds at threshold 0, so slow-change lines "
-    "never say 'left side' or 'right side'"))
 def test_slow_change_one_sided() -> None:
     d = SlowChangeDescriber(LogConfig(), "cam0", 1)
     _drive(d, 0.0, 2.0, _smile(0.05, left_only=True))

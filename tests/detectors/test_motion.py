@@ -1,6 +1,7 @@
 """Region motion: DIS flow on two aligned grey crops, averaged per facial region, minus the
-nose-root reference. Inputs are textured grey crops (the real input type) in which the content
-around one region is translated by a known amount; the region masks come from a real face."""
+median flow over the whole face (the residual head motion). Inputs are textured grey crops (the
+real input type) in which the content around one region is translated by a known amount; the
+region masks come from a real face."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from affectstream.detectors.align import REGIONS, region_indices
 from affectstream.detectors.motion import RegionMotion
 from affectstream.types import FloatArray
 
-# Regions whose shifted block stays well clear of the nose-root reference mask.
+# Regions tested one at a time for isolation from the other regions.
 ISOLATED = ("outer_brow_R", "outer_brow_L", "mouth_corner_R", "mouth_corner_L", "upper_lip")
 SHIFTS = [(2.0, 0.0), (0.0, -2.0), (1.5, 1.5), (0.0, 3.0), (-2.5, 0.0), (1.0, -1.0)]
 MARGIN = 6
@@ -44,7 +45,6 @@ def test_names_and_shape(motion: RegionMotion) -> None:
 def test_shifted_region_moves_alone(motion: RegionMotion, template: FloatArray,
                                     region: str) -> None:
     block = region_block(template, region, MARGIN)
-    assert _gap(template, block, "nose_root") >= 8  # precondition: the reference stays still
     i = motion.names.index(region)
     far = [j for j, name in enumerate(motion.names)
            if j != i and _gap(template, block, name) >= 6]
@@ -58,17 +58,12 @@ def test_shifted_region_moves_alone(motion: RegionMotion, template: FloatArray,
             size = float(np.linalg.norm(got))
             cos = float(got @ shift) / (size * float(np.linalg.norm(shift)))
             assert cos > 0.9, (region, (dx, dy), got)  # the right direction
-            # The right order of magnitude (DIS ultrafast under-reads small areas, see below).
-            assert 0.25 * np.linalg.norm(shift) < size < 1.3 * np.linalg.norm(shift)
+            assert 0.7 * np.linalg.norm(shift) < size < 1.3 * np.linalg.norm(shift)
             others = np.linalg.norm(v[far], axis=1)
             assert others.max() < 0.15 * np.linalg.norm(shift), (region, (dx, dy), others)
             assert others.max() < 0.4 * size
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "RegionMotion uses DIS ULTRAFAST with finest scale 2 (flow at 1/4 of a 128 px crop): the "
-    "displacement of a region-sized patch reads ~50 % low (up to 67 % error); setFinestScale(1) "
-    "gives <= 19 % error, 0 gives <= 2 %"))
 def test_region_vector_matches_the_shift(motion: RegionMotion, template: FloatArray) -> None:
     for region in ISOLATED:
         block = region_block(template, region, MARGIN)
@@ -82,7 +77,7 @@ def test_region_vector_matches_the_shift(motion: RegionMotion, template: FloatAr
 
 
 def test_global_translation_cancels(motion: RegionMotion) -> None:
-    """Residual head motion (the whole crop sliding) is removed by the nose-root reference."""
+    """Residual head motion (the whole crop sliding) is removed by the face median."""
     base = texture(3)
     for dx, dy in [(2.0, -1.5), (-1.0, 2.5)]:
         m = np.float32([[1, 0, dx], [0, 1, dy]])
@@ -102,10 +97,6 @@ def test_opposite_direction_flips_sign(motion: RegionMotion, template: FloatArra
     assert abs(up[0]) < 0.3 * abs(up[1]) and abs(down[0]) < 0.3 * abs(down[1])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the nose-root reference mask (landmarks 168/6/197, radius 0.055) lies within ~3 px of the "
-    "inner-brow masks: moving the inner brows (AU1/AU4) moves the reference, and its negative "
-    "leaks into every other region (mouth corners read 'up' when the inner brows go down)"))
 @pytest.mark.parametrize("region", ["inner_brow_R", "inner_brow_L"])
 def test_inner_brow_motion_does_not_leak(motion: RegionMotion, template: FloatArray,
                                          region: str) -> None:
