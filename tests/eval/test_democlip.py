@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import time
 from pathlib import Path
 
 import cv2
@@ -25,29 +24,16 @@ from affectstream.eval.democlip import (
 from affectstream.eval.inject import ACTIONS, InjectedExpression, classify_kind
 
 
-def _landmarker_model() -> Path:
-    try:
-        from affectstream import models
-    except ImportError:  # registry not built yet: use the cache the registry fills
-        return Path.home() / ".cache" / "affectstream" / "models" / "face_landmarker.task"
-    return models.resolve("face-landmarker", progress=False)
-
-
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> DemoClip:
+def clip(tmp_path_factory: pytest.TempPathFactory, landmarker_model: Path) -> DemoClip:
     path = tmp_path_factory.mktemp("demo") / "demo.mp4"
-    start = time.perf_counter()
-    built = build_demo_clip(path, _landmarker_model())
-    elapsed = time.perf_counter() - start
-    print(f"\ndefault 20 s demo clip built in {elapsed:.1f} s")
-    assert elapsed < 60.0  # a budget for slow CI; ≈6 s on a 2-core CPU
-    return built
+    return build_demo_clip(path, landmarker_model)
 
 
 @pytest.fixture(scope="module")
-def scene(clip: DemoClip) -> DemoScene:
+def scene(clip: DemoClip, landmarker_model: Path) -> DemoScene:
     still = np.ascontiguousarray(data.astronaut())
-    landmarks = still_landmarks(still, _landmarker_model())
+    landmarks = still_landmarks(still, landmarker_model)
     return DemoScene(still, landmarks, clip.truth, frames=clip.frames, fps=clip.fps, seed=0)
 
 
