@@ -40,7 +40,9 @@ ResultHook = Callable[[FrameResult], None]
 @dataclass
 class RunSummary:
     frames: int = 0
+    burst_count: int = 0
     bursts: list[Burst] = field(default_factory=list)
+    """Only filled with ``keep_bursts`` (a bounded clip): a live run may last for months."""
     tracks: int = 0
     duration_s: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
@@ -136,9 +138,11 @@ def _perceive(capture: CaptureThread, perception: Perception, bridge: _Bridge,
 
 
 class Runner:
-    def __init__(self, cfg: Config, *, on_result: ResultHook | None = None) -> None:
+    def __init__(self, cfg: Config, *, on_result: ResultHook | None = None,
+                 keep_bursts: bool = False) -> None:
         self.cfg = cfg
         self._on_result = on_result
+        self._keep_bursts = keep_bursts
         self.summary = RunSummary()
 
     async def run(self) -> RunSummary:
@@ -214,7 +218,9 @@ class Runner:
             stats.track_event(event.type)
             await fanout.publish(messages.track(event))
         for burst in result.bursts:
-            self.summary.bursts.append(burst)
+            self.summary.burst_count += 1
+            if self._keep_bursts:
+                self.summary.bursts.append(burst)
             await fanout.publish(messages.burst(burst))
             stats.burst_published(time.time() - burst.ts)
         for line in result.log_lines:

@@ -108,7 +108,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from affectstream import app
 
     summary = app.run(_load(args))
-    print(f"processed {summary.frames} frames, {len(summary.bursts)} bursts, "
+    print(f"processed {summary.frames} frames, {summary.burst_count} bursts, "
           f"{summary.tracks} tracks in {summary.duration_s:.1f} s", file=sys.stderr)
     return 0
 

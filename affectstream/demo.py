@@ -82,7 +82,7 @@ def run_demo(cfg: Config) -> int:
                   f"{len(clip.truth)} injected expressions)")
     view = _LiveView(console)
     with view.live:
-        summary = app.Runner(cfg, on_result=view.on_result).run_sync()
+        summary = app.Runner(cfg, on_result=view.on_result, keep_bursts=True).run_sync()
     table, line = summarize(clip, summary.bursts)
     console.print(table)
     console.print(line)
