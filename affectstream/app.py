@@ -147,7 +147,8 @@ class Runner:
 
     async def run(self) -> RunSummary:
         cfg = self.cfg
-        fanout = Fanout([parse_sink(s) for s in cfg.sinks])  # bad sink specs fail first
+        # Bad sink specs fail first, before models or the source are touched.
+        fanout = Fanout([parse_sink(s, cfg.mqtt, cfg.camera_id) for s in cfg.sinks])
         model_paths = resolve_models(cfg)
         cfg, source = prepare_source(cfg, model_paths)
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from affectstream.errors import ConfigError
 
@@ -108,6 +108,30 @@ class VlmConfig(_Section):
     url: str | None = Field(None, description="Base URL of an OpenAI-compatible server.")
 
 
+class HomeAssistantConfig(_Section):
+    enabled: bool = Field(False, description="Publish Home Assistant MQTT discovery (one device per camera) and republish it when Home Assistant comes online.")
+    discovery_prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix.")
+    status_topic: str = Field("homeassistant/status", description="Topic on which Home Assistant announces 'online' (its birth message).")
+    remove_stale: bool = Field(False, description="On connect, remove (empty retained config) this prefix's affectstream devices for other cameras; only safe when this process is the only affectstream publisher under its prefix (one process runs one camera).")
+
+
+class MqttConfig(_Section):
+    prefix: str = Field("affectstream", pattern=r"^[^#+]+$", description="Topic prefix; the path of an mqtt:// URL (mqtt://host/prefix) overrides it.")
+    client_id: str | None = Field(None, description="MQTT client id; default affectstream-<camera>-<random>.")
+    keepalive_s: int = Field(5, ge=1, le=3600, description="Keepalive: the broker publishes the last will ('offline') about 1.5× this long after the process dies.")
+    queue_size: int = Field(10000, ge=1, description="Messages kept while the broker is unreachable; beyond it the oldest are dropped (counted in stats).")
+    reconnect_backoff_max_s: float = Field(10.0, gt=0, description="Cap of the exponential reconnect backoff.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Timeout of one connection attempt and of one publish acknowledgement.")
+    username: str | None = Field(None, description="MQTT user name (the URL's user:pass@ overrides it).")
+    password: SecretStr | None = Field(None, description="MQTT password; use ${ENV_VAR} substitution rather than writing it in the file.")
+    ca_file: Path | None = Field(None, description="CA certificate file for mqtts:// (default: the system trust store).")
+    cert_file: Path | None = Field(None, description="Client certificate file for mqtts:// (optional).")
+    key_file: Path | None = Field(None, description="Client private key file for mqtts:// (optional).")
+    tls_insecure: bool = Field(False, description="Disable the TLS hostname check (the certificate chain is still verified).")
+    retry_on_auth_failure: bool = Field(False, description="Keep retrying on bad credentials or an untrusted certificate at start instead of exiting with code 2.")
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery.")
+
+
 class ModelsConfig(_Section):
     home: Path | None = Field(None, description="affectstream home; models are cached under HOME/models. Default $AFFECTSTREAM_HOME or ~/.cache/affectstream.")
     paths: dict[str, Path] = Field(default_factory=dict, description="Explicit model files by registry name (e.g. face-centerface: /opt/centerface.onnx).")
@@ -126,7 +150,8 @@ class Config(_Section):
     keyframes: KeyframesConfig = Field(default_factory=KeyframesConfig, description="Keyframe ring buffer.")
     vlm: VlmConfig = Field(default_factory=VlmConfig, description="Vision-language model stage.")
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="Model registry.")
-    sinks: list[str] = Field(default_factory=lambda: ["stdout"], description="Outputs: jsonl:PATH, stdout (mqtt:// in a later release).")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT sinks: defaults for every mqtt:// and mqtts:// sink.")
+    sinks: list[str] = Field(default_factory=lambda: ["stdout"], description="Outputs: mqtt://[user:pass@]host[:port][/prefix], mqtts://… (TLS), mqtt://embedded, jsonl:PATH, stdout.")
     stats_interval_s: float = Field(5.0, gt=0, description="Seconds between stats messages.")
     max_seconds: float | None = Field(None, gt=0, description="Stop the run after this many seconds.")
 

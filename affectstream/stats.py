@@ -52,6 +52,7 @@ class RunStats:
         self._latency_ms: deque[float] = deque(maxlen=_WINDOW)
         self._publish_ms: deque[float] = deque(maxlen=_WINDOW)
         self._frame_times: deque[float] = deque(maxlen=150)
+        self._burst_times: deque[float] = deque(maxlen=10_000)
 
     def frame_done(self, result: FrameResult, latency_s: float) -> None:
         with self._lock:
@@ -71,12 +72,21 @@ class RunStats:
         with self._lock:
             self._bursts += 1
             self._publish_ms.append(delay_s * 1000)
+            self._burst_times.append(time.monotonic())
 
     def _fps(self) -> float:
         times = self._frame_times
         if len(times) < 2 or times[-1] <= times[0]:
             return 0.0
         return round((len(times) - 1) / (times[-1] - times[0]), 2)
+
+    def _bursts_per_min(self) -> float:
+        """Bursts in the last minute (or per minute of uptime during the first minute)."""
+        now = time.monotonic()
+        while self._burst_times and now - self._burst_times[0] > 60.0:
+            self._burst_times.popleft()
+        minutes = min(60.0, max(now - self._start, 1.0)) / 60.0
+        return round(len(self._burst_times) / minutes, 2)
 
     def payload(self) -> dict[str, Any]:
         cap = self._capture.stats
@@ -93,6 +103,9 @@ class RunStats:
                 "stalls": cap.stalls,
                 "tracks": len(self._perception.tracks),
                 "bursts": self._bursts,
+                "bursts_per_min": self._bursts_per_min(),
+                # The primary (largest) face's latest emotion; null until an emotion stage runs.
+                "primary": None,
                 "stages_ms": stages,
                 "publish_ms": percentiles(self._publish_ms),
                 "vlm": {"calls": 0, "failures": 0, "in_flight": 0, "latency_ms_p50": None,

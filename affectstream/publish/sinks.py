@@ -1,4 +1,4 @@
-"""Output sinks: JSONL file and stdout (MQTT arrives with its own module).
+"""Output sinks: JSONL file and stdout here, MQTT in :mod:`affectstream.publish.mqtt`.
 
 Every sink gets every message. A sink that fails is isolated: its errors are counted and logged
 once, and the other sinks go on.
@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from affectstream.config import MqttConfig
 from affectstream.errors import SinkError
 from affectstream.publish.messages import Message
+from affectstream.urls import redact_url
 
 log = logging.getLogger("affectstream.publish")
 
@@ -81,15 +83,19 @@ class StdoutSink(_LineSink):
         self._stream = None
 
 
-def parse_sink(spec: str) -> Sink:
+def parse_sink(spec: str, mqtt: MqttConfig | None = None, camera: str = "cam0") -> Sink:
+    """A sink from its spec: ``stdout``, ``jsonl:PATH``, ``mqtt://…``, ``mqtts://…``."""
     if spec == "stdout":
         return StdoutSink()
     if spec.startswith("jsonl:") and len(spec) > len("jsonl:"):
         return JsonlSink(Path(spec[len("jsonl:"):]).expanduser())
     if spec.startswith(("mqtt://", "mqtts://")):
-        raise SinkError("MQTT sinks are not available in this version; use --sink jsonl:PATH "
-                        "or --sink stdout")
-    raise SinkError(f"unknown sink '{spec}'; use jsonl:PATH or stdout")
+        from affectstream import __version__
+        from affectstream.publish.mqtt import MqttSink  # aiomqtt only when MQTT is used
+
+        return MqttSink(spec, mqtt or MqttConfig(), camera, __version__)
+    raise SinkError(f"unknown sink '{redact_url(spec)}'; use mqtt://host, mqtts://host, "
+                    "mqtt://embedded, jsonl:PATH or stdout")
 
 
 class Fanout:

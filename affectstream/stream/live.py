@@ -9,7 +9,6 @@ import logging
 import math
 import threading
 import time
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -17,35 +16,11 @@ import numpy.typing as npt
 
 from affectstream.errors import SourceError
 from affectstream.types import Frame, Image
+from affectstream.urls import redact_url
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FPS = 30.0
-_SECRET_QUERY_KEYS = frozenset(
-    {"password", "passwd", "pass", "pwd", "token", "access_token", "key", "apikey", "api_key",
-     "secret", "auth", "sig", "signature"}
-)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password (and secret-looking query values) replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user, has_password, _ = userinfo.partition(":")
-        netloc = f"{user}:***@{hostport}" if has_password else netloc
-    query = parts.query
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if any(k.lower() in _SECRET_QUERY_KEYS for k, _ in pairs):
-        safe = [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs]
-        query = urlencode(safe, safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 def as_image(image: npt.ArrayLike) -> Image:
     """An OpenCV result as the package's uint8 image type (no copy: decoders give uint8)."""
     return np.asarray(image, np.uint8)

@@ -24,9 +24,9 @@ from affectstream.stream.live import (
     WebcamSource,
     as_image,
     nominal_fps,
-    redact_url,
 )
 from affectstream.types import Frame, Image
+from affectstream.urls import redact_url
 
 __all__ = [
     "FileSource",

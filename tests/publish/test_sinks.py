@@ -71,6 +71,17 @@ def test_unknown_sink_specs(spec: str) -> None:
         parse_sink(spec)
 
 
-def test_mqtt_is_reported_unavailable_not_silently_ignored() -> None:
-    with pytest.raises(SinkError, match="not available"):
-        parse_sink("mqtt://127.0.0.1:1883")
+def test_mqtt_spec_makes_an_mqtt_sink_with_redacted_name() -> None:
+    from affectstream.publish.mqtt import MqttSink
+
+    sink = parse_sink("mqtt://viewer:s3cret@127.0.0.1:1884/home/cams", camera="door")
+    assert isinstance(sink, MqttSink)
+    assert "s3cret" not in sink.name and "viewer:***@127.0.0.1:1884" in sink.name
+    assert sink.target.prefix == "home/cams" and sink.target.port == 1884
+    assert sink.target.username == "viewer" and sink.target.password == "s3cret"
+
+
+@pytest.mark.parametrize("spec", ["mqtt://", "mqtt://host/a+b", "mqtts:///x"])
+def test_bad_mqtt_urls(spec: str) -> None:
+    with pytest.raises(SinkError, match="MQTT"):
+        parse_sink(spec)
