@@ -114,9 +114,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    import importlib.util
+
     from affectstream.demo import run_demo
 
-    return run_demo(_load(args, {"source": {"url": "demo"}, "sinks": []}))
+    # The demo publishes over an embedded broker when the optional `broker` extra is there.
+    sinks = ["mqtt://embedded"] if importlib.util.find_spec("amqtt") is not None else []
+    if not sinks:
+        print("affectstream: the demo runs without MQTT; pip install 'affectstream[broker]' to "
+              "publish it over an embedded broker", file=sys.stderr)
+    extra, args.sink = list(args.sink or []), None  # --sink adds to the demo's sinks
+    return run_demo(_load(args, {"source": {"url": "demo"}, "sinks": sinks + extra}))
 
 
 def _cmd_spot(args: argparse.Namespace) -> int:
