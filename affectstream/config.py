@@ -216,7 +216,8 @@ def merge_dicts(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None,
                  origin: str = "config") -> Config:
     """Validate a raw mapping plus command-line overrides (nested dicts) into a :class:`Config`."""
-    merged = merge_dicts(raw, overrides or {})
+    # ${ENV} works in flags too: `--sink 'mqtt://u:${PW}@host'` keeps the secret out of `ps`.
+    merged = merge_dicts(raw, _substitute_env(overrides or {}))
     try:
         return Config.model_validate(merged)
     except ValidationError as exc:

@@ -167,3 +167,11 @@ def _models(model: type[BaseModel] = Config) -> Iterator[type[BaseModel]]:
                 yield from walk(ann)
 
     yield from walk(model)
+
+
+def test_env_substitution_in_command_line_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    from affectstream.config import build_config
+
+    monkeypatch.setenv("AFFECT_TEST_PW", "s3cret")
+    cfg = build_config({}, {"sinks": ["mqtt://u:${AFFECT_TEST_PW}@127.0.0.1/x"]})
+    assert cfg.sinks == ["mqtt://u:s3cret@127.0.0.1/x"]

@@ -207,3 +207,43 @@ def test_embedded_broker_sink(tmp_path: Path, media_dir: Path,
                "--sink", "mqtt://embedded", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "mosquitto_sub -h 127.0.0.1 -p " in proc.stderr
+
+
+def test_retry_on_auth_failure_keeps_running(tmp_path: Path, media_dir: Path,
+                                             model_paths: dict[str, Path],
+                                             mosquitto_auth: Mosquitto) -> None:
+    b = mosquitto_auth
+    assert b.password is not None
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("mqtt:\n  retry_on_auth_failure: true\n")
+    url = b.url.replace(f":{b.password}@", ":wrong@")
+    proc = cli("run", "--config", str(cfg), "--source", str(media_dir / "single_face.mp4"),
+               "--max-seconds", "3", "--sink", url, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "refused the login" in proc.stderr and "wrong" not in proc.stderr
+
+
+def test_broker_down_at_start_gets_everything_once_it_is_up(
+        tmp_path: Path, media_dir: Path, model_paths: dict[str, Path],
+        mosquitto_factory: MosquittoFactory) -> None:
+    broker = mosquitto_factory(persistent=True)
+    out = tmp_path / "out.jsonl"
+    with Subscriber(**broker.client_kwargs(), client_id="late-broker",
+                    clean_session=False):
+        pass  # registers the persistent session, so the broker queues for it from now on
+    broker.stop()
+    proc = _popen("run", "--source", str(media_dir / "single_face.mp4"), "--max-seconds", "8",
+                  "--loop", "--sink", broker.url, "--sink", f"jsonl:{out}")
+    try:
+        time.sleep(3)  # the run starts and produces while the broker is down
+        broker.start()
+        with Subscriber(**broker.client_kwargs(), client_id="late-broker",
+                        clean_session=False) as sub:
+            assert proc.wait(timeout=60) == 0
+            sub.wait_for(_is("availability", b"offline"), timeout=30)
+            got = sub.messages
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    expected = _qos1_keys(read_jsonl(out))
+    assert expected and set(expected) <= set(_received_keys(got))
