@@ -247,3 +247,48 @@ def test_broker_down_at_start_gets_everything_once_it_is_up(
             proc.kill()
     expected = _qos1_keys(read_jsonl(out))
     assert expected and set(expected) <= set(_received_keys(got))
+
+
+def test_home_assistant_removes_a_camera_no_longer_configured(
+        tmp_path: Path, media_dir: Path, model_paths: dict[str, Path],
+        mosquitto: Mosquitto) -> None:
+    from mqtt_helpers import publish
+
+    old = "homeassistant/device/affectstream_oldcam/config"
+    other = "homeassistant/device/zigbee_lamp/config"
+    publish(mosquitto.host, mosquitto.port, old, '{"dev": {"name": "old"}}', retain=True)
+    publish(mosquitto.host, mosquitto.port, other, '{"dev": {"name": "lamp"}}', retain=True)
+    cfg = tmp_path / "ha.yaml"
+    cfg.write_text("mqtt:\n  homeassistant:\n    enabled: true\n    remove_stale: true\n")
+    proc = cli("run", "--config", str(cfg), "--source", str(media_dir / "single_face.mp4"),
+               "--no-realtime", "--sink", mosquitto.url, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    left = retained(mosquitto.host, mosquitto.port, "homeassistant/#")
+    assert old not in left  # removed with an empty retained message
+    assert other in left  # another program's device is never touched
+    assert "homeassistant/device/affectstream_cam0/config" in left
+
+
+def test_offline_queue_is_bounded_drop_oldest_and_counted() -> None:
+    import asyncio
+
+    from mqtt_helpers import free_port
+
+    from affectstream.config import MqttConfig
+    from affectstream.publish.messages import availability
+    from affectstream.publish.mqtt import MqttSink
+
+    async def go() -> tuple[dict[str, Any], list[str]]:
+        sink = MqttSink(f"mqtt://127.0.0.1:{free_port()}", MqttConfig(queue_size=3),
+                        "cam0", "test")
+        await sink.start()  # nothing listens there: start() returns, messages queue
+        for cam in ("a", "b", "c", "d", "e"):
+            await sink.publish(availability(cam, True))
+        queued = [m.topic for m in sink._queue]
+        stats = sink.stats()
+        await sink.close()
+        return stats, queued
+
+    stats, queued = asyncio.run(go())
+    assert stats["dropped"] == 2 and stats["queued"] == 3 and not stats["connected"]
+    assert queued == ["c/availability", "d/availability", "e/availability"]
