@@ -30,7 +30,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the main job: watch a source and publish what it finds")
     _common_run_args(run)
     run.add_argument("--source", help="webcam index (0), rtsp://…, http(s)://…, a file, or demo")
-    run.add_argument("--sink", action="append", help="jsonl:PATH or stdout (repeatable)")
+    run.add_argument("--sink", action="append",
+                     help="mqtt://[user:pass@]host[:port][/prefix], mqtts://…, mqtt://embedded, "
+                     "jsonl:PATH or stdout (repeatable)")
     run.add_argument("--vlm-backend", choices=["none", "transformers", "openai"])
     run.add_argument("--vlm-model", help="VLM model id or local directory")
     run.add_argument("--vlm-url", help="OpenAI-compatible server URL")
@@ -40,7 +42,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the main job on the built-in demo clip (offline, CPU)")
     demo.add_argument("--no-realtime", action="store_true", help="run the clip as fast as possible")
-    demo.add_argument("--sink", action="append", help="extra sinks (jsonl:PATH or stdout)")
+    demo.add_argument("--sink", action="append", help="extra sinks (mqtt://…, jsonl:PATH, stdout)")
 
     spot = sub.add_parser("spot", help="offline burst spotting on a file")
     _common_run_args(spot)
