@@ -71,7 +71,22 @@ class _LiveClock:
         return t
 
 
-class WebcamSource:
+class _OpenCVCapture:
+    """What both live sources share: one cv2.VideoCapture and an interruptible wait."""
+
+    _cap: cv2.VideoCapture | None
+    _interrupted: threading.Event
+
+    def interrupt(self) -> None:
+        self._interrupted.set()
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class WebcamSource(_OpenCVCapture):
     """A local camera by index (``cv2.VideoCapture(int)``); ``pts_s`` is wall time since start."""
 
     def __init__(self, index: int, *, width: int | None = None, height: int | None = None,
@@ -127,20 +142,12 @@ class WebcamSource:
             self._interrupted.wait(min(0.01 * failures, 0.2))
         return None
 
-    def interrupt(self) -> None:
-        self._interrupted.set()
-
-    def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
-
     def _missing(self) -> SourceError:
         return SourceError(f"no webcam at index {self.index}; check that it is plugged in and free "
                            "(ls /dev/video*) or pass another index")
 
 
-class NetworkSource:
+class NetworkSource(_OpenCVCapture):
     """An RTSP / HTTP(S) stream through OpenCV's FFmpeg backend, reconnecting when it dies.
 
     Reads that fail ``max_consecutive_failures`` times in a row, or deliver nothing for
@@ -192,14 +199,6 @@ class NetworkSource:
                     or stalled_s >= self.read_timeout_s):
                 self._reconnect()
         return None
-
-    def interrupt(self) -> None:
-        self._interrupted.set()
-
-    def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
 
     def _connect(self) -> cv2.VideoCapture | None:
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(self.open_timeout_s * 1000),

@@ -8,13 +8,12 @@ import json
 import re
 from typing import Any
 
+import jinja2.sandbox as jinja2_sandbox
 import jsonschema
 import pytest
 
 from affectstream.publish import homeassistant as ha
 from affectstream.publish import messages
-
-jinja2_sandbox = pytest.importorskip("jinja2.sandbox")
 
 CFG = ha.DiscoveryConfig()
 
