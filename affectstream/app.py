@@ -30,7 +30,9 @@ from affectstream.stream.capture import CaptureThread
 from affectstream.stream.perception import FrameResult, Perception
 from affectstream.stream.pipeline import DetectAhead
 from affectstream.stream.sources import FileSource, VideoSource, open_source
-from affectstream.types import Burst
+from affectstream.types import Burst, EmotionUpdate
+from affectstream.vlm.facs import FacsEmotionEstimator
+from affectstream.vlm.labels import LABEL_SETS
 
 log = logging.getLogger("affectstream")
 
@@ -144,6 +146,9 @@ class Runner:
         self._on_result = on_result
         self._keep_bursts = keep_bursts
         self.summary = RunSummary()
+        self._emotions = FacsEmotionEstimator(cfg.camera_id, LABEL_SETS[cfg.vlm.labels],
+                                              cfg.vlm.period_s, cfg.vlm.min_interval_s)
+        self._latest: dict[int, EmotionUpdate] = {}
 
     async def run(self) -> RunSummary:
         cfg = self.cfg
@@ -226,10 +231,30 @@ class Runner:
             stats.burst_published(time.time() - burst.ts)
         for line in result.log_lines:
             await fanout.publish(messages.log_line(line, time.time()))
+        ended = [e.track_id for e in result.track_events if e.type == "end"]
+        for update in self._emotions.observe(result.pts_s, result.faces, result.bursts, ended):
+            self._latest[update.track_id] = update
+            await fanout.publish(messages.emotion(update))
+        for track_id in ended:
+            self._latest.pop(track_id, None)
+        primary = self._primary(result)
+        kept = stats.primary is not None and stats.primary["track_id"] in self._latest
+        if primary is not None or not kept:  # a frame without faces keeps a live track's state
+            stats.primary = primary
         for event in (e for e in result.track_events if e.type == "end"):
             await fanout.publish(messages.track(event))
         if self._on_result is not None:
             self._on_result(result)
+
+    def _primary(self, result: FrameResult) -> dict[str, Any] | None:
+        """The largest face's latest emotion, for stats (and Home Assistant's sensors)."""
+        faces = [f for f in result.faces if f.track_id in self._latest]
+        if not faces:
+            return None
+        face = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
+        update = self._latest[face.track_id]
+        return {"track_id": face.track_id, "label": update.label,
+                "valence": round(update.valence, 3)}
 
     async def _stats_ticker(self, fanout: Fanout, stats: RunStats, every: float) -> None:
         while True:

@@ -103,7 +103,10 @@ class KeyframesConfig(_Section):
 
 
 class VlmConfig(_Section):
-    type: Literal["none", "transformers", "openai"] = Field("none", description="VLM backend; 'none' runs perception only.")
+    type: Literal["none", "transformers", "openai"] = Field("none", description="VLM backend; 'none' gives emotion updates from FACS prototype rules over the blendshape action units (source: facs).")
+    labels: Literal["dfew7", "mafw11"] = Field("dfew7", description="Label set: DFEW's seven (happiness, sadness, neutral, anger, surprise, disgust, fear) or MAFW's eleven (adds contempt, anxiety, helplessness, disappointment).")
+    period_s: float = Field(2.0, gt=0, description="Seconds of stream time between emotion updates per face.")
+    min_interval_s: float = Field(0.5, gt=0, description="After a burst an update comes early, but at least this long after the previous one.")
     model: str | None = Field(None, description="Model id or local directory (transformers) or served model name (openai).")
     url: str | None = Field(None, description="Base URL of an OpenAI-compatible server.")
 

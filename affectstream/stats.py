@@ -53,6 +53,8 @@ class RunStats:
         self._publish_ms: deque[float] = deque(maxlen=_WINDOW)
         self._frame_times: deque[float] = deque(maxlen=150)
         self._burst_times: deque[float] = deque(maxlen=10_000)
+        self.primary: dict[str, Any] | None = None
+        """The primary (largest) face's latest emotion: track_id, label, valence."""
 
     def frame_done(self, result: FrameResult, latency_s: float) -> None:
         with self._lock:
@@ -104,8 +106,7 @@ class RunStats:
                 "tracks": len(self._perception.tracks),
                 "bursts": self._bursts,
                 "bursts_per_min": self._bursts_per_min(),
-                # The primary (largest) face's latest emotion; null until an emotion stage runs.
-                "primary": None,
+                "primary": self.primary,
                 "stages_ms": stages,
                 "publish_ms": percentiles(self._publish_ms),
                 "vlm": {"calls": 0, "failures": 0, "in_flight": 0, "latency_ms_p50": None,
