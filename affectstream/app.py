@@ -31,8 +31,11 @@ from affectstream.stream.perception import FrameResult, Perception
 from affectstream.stream.pipeline import DetectAhead
 from affectstream.stream.sources import FileSource, VideoSource, open_source
 from affectstream.types import Burst, EmotionUpdate
+from affectstream.vlm.backend import VlmBackend
+from affectstream.vlm.calibration import Calibrator, EmotionSmoother
 from affectstream.vlm.facs import FacsEmotionEstimator
 from affectstream.vlm.labels import LABEL_SETS
+from affectstream.vlm.scheduler import VlmScheduler
 
 log = logging.getLogger("affectstream")
 
@@ -146,9 +149,13 @@ class Runner:
         self._on_result = on_result
         self._keep_bursts = keep_bursts
         self.summary = RunSummary()
-        self._emotions = FacsEmotionEstimator(cfg.camera_id, LABEL_SETS[cfg.vlm.labels],
-                                              cfg.vlm.period_s, cfg.vlm.min_interval_s)
+        self._labels = LABEL_SETS[cfg.vlm.labels]
+        self._emotions = FacsEmotionEstimator(cfg.camera_id, self._labels, cfg.vlm.period_s,
+                                              cfg.vlm.min_interval_s)
         self._latest: dict[int, EmotionUpdate] = {}
+        self._vlm: VlmBackend | None = None
+        self._calibrator: Calibrator | None = None
+        self._scheduler: VlmScheduler | None = None
 
     async def run(self) -> RunSummary:
         cfg = self.cfg
@@ -166,16 +173,30 @@ class Runner:
         capture = CaptureThread(source, queue_size=cfg.source.queue_size,
                                 policy=cfg.source.drop_policy, realtime=cfg.source.realtime)
         try:
+            await self._start_vlm(cfg)  # an unusable VLM fails before anything is published
             await fanout.start()
         except BaseException:
             perception.close()
             source.close()
+            if self._vlm is not None:
+                await self._vlm.close()
             raise
         try:
             return await self._run(cfg, capture, perception, fanout)
         finally:
             perception.close()
+            if self._vlm is not None:
+                await self._vlm.close()
             await fanout.close()
+
+    async def _start_vlm(self, cfg: Config) -> None:
+        if cfg.vlm.type == "none":
+            return
+        from affectstream.vlm.factory import calibrator_for, make_backend
+
+        self._vlm = make_backend(cfg.vlm)
+        await self._vlm.start()
+        self._calibrator = await calibrator_for(cfg.vlm, self._vlm, self._labels)
 
     def run_sync(self) -> RunSummary:
         return asyncio.run(self.run())
@@ -186,6 +207,15 @@ class Runner:
         bridge = _Bridge(loop)
         stats = RunStats(cfg.camera_id, capture, fanout, perception)
         cam = cfg.camera_id
+        if self._vlm is not None and self._calibrator is not None:
+            async def publish_emotion(update: EmotionUpdate) -> None:
+                self._latest[update.track_id] = update
+                await fanout.publish(messages.emotion(update))
+
+            self._scheduler = VlmScheduler(
+                self._vlm, cfg.vlm, self._labels, cam, publish_emotion, self._calibrator,
+                EmotionSmoother(cfg.vlm.smoothing_tau_s))
+            stats.vlm = self._scheduler.stats
         await fanout.publish(messages.availability(cam, True))
         capture.start()
         worker = threading.Thread(target=_perceive, args=(capture, perception, bridge, stats),
@@ -206,6 +236,8 @@ class Runner:
             stop()
             await loop.run_in_executor(None, capture.stop)
             worker.join(timeout=10)
+            if self._scheduler is not None:  # answers already on their way still count
+                await self._scheduler.close(wait_s=cfg.vlm.timeout_s)
             final = stats.payload()
             await fanout.publish(messages.stats(cam, final))
             await fanout.publish(messages.availability(cam, False))
@@ -232,9 +264,14 @@ class Runner:
         for line in result.log_lines:
             await fanout.publish(messages.log_line(line, time.time()))
         ended = [e.track_id for e in result.track_events if e.type == "end"]
-        for update in self._emotions.observe(result.pts_s, result.faces, result.bursts, ended):
-            self._latest[update.track_id] = update
-            await fanout.publish(messages.emotion(update))
+        if self._scheduler is not None:  # requests run as tasks; nothing here waits for them
+            self._scheduler.observe(result.pts_s, result.keyframes, result.log_lines,
+                                    result.bursts, [f.track_id for f in result.faces], ended)
+        else:
+            for update in self._emotions.observe(result.pts_s, result.faces, result.bursts,
+                                                 ended):
+                self._latest[update.track_id] = update
+                await fanout.publish(messages.emotion(update))
         for track_id in ended:
             self._latest.pop(track_id, None)
         primary = self._primary(result)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from affectstream.errors import AffectStreamError, ConfigError
+from affectstream.errors import AffectStreamError
 
 
 def _common_run_args(p: argparse.ArgumentParser) -> None:
@@ -99,11 +99,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _load(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> Any:
     from affectstream.config import load_config, merge_dicts
 
-    cfg = load_config(getattr(args, "config", None), merge_dicts(extra or {}, _overrides(args)))
-    if cfg.vlm.type != "none":
-        raise ConfigError(f"VLM backend '{cfg.vlm.type}' is not available in this version; "
-                          "use --vlm-backend none")
-    return cfg
+    return load_config(getattr(args, "config", None), merge_dicts(extra or {}, _overrides(args)))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

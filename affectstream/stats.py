@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -53,6 +54,8 @@ class RunStats:
         self._publish_ms: deque[float] = deque(maxlen=_WINDOW)
         self._frame_times: deque[float] = deque(maxlen=150)
         self._burst_times: deque[float] = deque(maxlen=10_000)
+        self.vlm: Callable[[], dict[str, Any]] | None = None
+        """The VLM scheduler's counters, when a VLM backend runs."""
         self.primary: dict[str, Any] | None = None
         """The primary (largest) face's latest emotion: track_id, label, valence."""
 
@@ -109,7 +112,8 @@ class RunStats:
                 "primary": self.primary,
                 "stages_ms": stages,
                 "publish_ms": percentiles(self._publish_ms),
-                "vlm": {"calls": 0, "failures": 0, "in_flight": 0, "latency_ms_p50": None,
-                        "latency_ms_p95": None, "prompt_tokens_mean": None},
+                "vlm": self.vlm() if self.vlm is not None else {
+                    "calls": 0, "failures": 0, "in_flight": 0, "latency_ms_p50": None,
+                    "latency_ms_p95": None, "prompt_tokens_mean": None},
                 "sinks": self._sinks.stats(),
             }

@@ -20,7 +20,7 @@ class BackendError(AffectStreamError):
     """A request failed (timeout, HTTP error, model error); counted, never fatal to a run."""
 
 
-class ScoringUnsupported(BackendError):
+class ScoringUnsupported(BackendError):  # noqa: N818 (reads as a condition, like NotImplemented)
     """The backend (or the server behind it) cannot score labels; use ``decode: generate``."""
 
 

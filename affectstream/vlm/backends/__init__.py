@@ -1,0 +1,1 @@
+"""VLM backend implementations (see :mod:`affectstream.vlm.backend` for the interface)."""
