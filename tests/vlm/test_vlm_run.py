@@ -3,12 +3,13 @@ HTTP server (tests/vlm/openai_server.py), including garbage answers, errors and 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
 from typing import Any
 
-from cli_helpers import cli, read_jsonl
+from cli_helpers import cli, cli_env, read_jsonl
 from openai_server import OpenAIServer, error, garbage, hang
 
 from affectstream.vlm.labels import DFEW7
@@ -46,7 +47,7 @@ def test_realtime_run_publishes_vlm_emotions_from_interleaved_requests(
         assert 1 <= kinds.count("image_url") <= 8
         assert kinds[-1] == "text"  # the question comes last
         # interleaved: every image is followed by text, never two images in a row
-        assert all(not (a == b == "image_url") for a, b in zip(kinds, kinds[1:], strict=False))
+        assert all(not (a == b == "image_url") for a, b in itertools.pairwise(kinds))
     bursts = [ln["payload"] for ln in lines if ln["topic"].endswith("/bursts")]
     assert bursts
     first = bursts[0]["text"]
@@ -78,3 +79,27 @@ def _cfg(tmp_path: Path) -> Path:
     cfg = tmp_path / "vlm.yaml"
     cfg.write_text("vlm:\n  timeout_s: 1.0\n  max_retries: 1\n")
     return cfg
+
+
+def test_transformers_backend_end_to_end_with_scoring_and_calibration(
+        tmp_path: Path, tmp_path_factory: Any, media_dir: Path,
+        model_paths: dict[str, Path]) -> None:
+    from tiny_vlm import build_tiny_vlm
+
+    model = build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm") / "model")
+    cfg = tmp_path / "vlm.yaml"
+    cfg.write_text("vlm:\n  decode: score\n  calibration: contextual\n  period_s: 1.0\n")
+    out = tmp_path / "out.jsonl"
+    proc = cli("run", "--config", str(cfg), "--source", str(media_dir / "single_face.mp4"),
+               "--no-realtime", "--vlm-backend", "transformers", "--vlm-model", str(model),
+               "--sink", f"jsonl:{out}", cwd=tmp_path,
+               env=cli_env(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
+    assert proc.returncode == 0, proc.stderr
+    lines = read_jsonl(out)
+    emotions = [ln["payload"] for ln in lines if ln["topic"].endswith("/emotion")]
+    assert emotions, proc.stderr
+    for e in emotions:
+        assert e["source"] == "vlm" and e["calibrated"] is True
+        assert set(e["probs"]) == set(DFEW7)
+        assert math.isclose(sum(e["probs"].values()), 1.0, abs_tol=1e-3)
+    assert [ln for ln in lines if ln["topic"].endswith("/bursts")]
