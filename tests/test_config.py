@@ -175,3 +175,28 @@ def test_env_substitution_in_command_line_overrides(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("AFFECT_TEST_PW", "s3cret")
     cfg = build_config({}, {"sinks": ["mqtt://u:${AFFECT_TEST_PW}@127.0.0.1/x"]})
     assert cfg.sinks == ["mqtt://u:s3cret@127.0.0.1/x"]
+
+
+def test_default_yaml_documents_every_option_with_its_default() -> None:
+    path = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert load_config(path) == Config()
+
+    def keys(model: type[BaseModel], prefix: str = "") -> set[str]:
+        out = set()
+        for name, field in model.model_fields.items():
+            out.add(prefix + name)
+            sub = field.annotation
+            if isinstance(sub, type) and issubclass(sub, BaseModel):
+                out |= keys(sub, f"{prefix}{name}.")
+        return out
+
+    def present(d: dict[str, Any], prefix: str = "") -> set[str]:
+        out = set()
+        for k, v in d.items():
+            out.add(prefix + k)
+            if isinstance(v, dict) and k != "paths":
+                out |= present(v, f"{prefix}{k}.")
+        return out
+
+    assert keys(Config) == present(raw)  # every option written out, nothing extra
