@@ -55,7 +55,8 @@ class FrameResult:
 
 @dataclass(slots=True)
 class TrackState:
-    """Everything perception keeps per track; the VLM stage reads ``log`` and ``keyframes``."""
+    """Everything perception keeps per track. The VLM scheduler does not read it (it lives in
+    the worker thread); it mirrors the keyframes and log lines from each FrameResult."""
 
     track_id: int
     landmarker: TrackLandmarker | None

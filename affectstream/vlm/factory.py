@@ -66,7 +66,8 @@ async def calibrator_for(cfg: VlmConfig, backend: VlmBackend,
     if cfg.calibration == "table":
         if cfg.calibration_table is None:
             raise ConfigError("vlm.calibration: table needs vlm.calibration_table (a JSON file "
-                              "{label: offset}, e.g. from `affectstream eval calibrate`)")
+                              "{label: offset}, fitted with "
+                              "affectstream.vlm.calibration.TableCalibration.fit)")
         try:
             offsets = json.loads(cfg.calibration_table.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -18,13 +18,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 from affectstream.config import VlmConfig
 from affectstream.errors import AffectStreamError
 from affectstream.types import Burst, EmotionUpdate, Keyframe, LogLine
-from affectstream.vlm.backend import VlmBackend
+from affectstream.vlm.backend import BackendError, VlmBackend
 from affectstream.vlm.calibration import Calibrator, EmotionSmoother
 from affectstream.vlm.context import VlmContext, build_context
 from affectstream.vlm.labels import valence_arousal
@@ -33,6 +34,7 @@ from affectstream.vlm.parsing import parse_emotion
 log = logging.getLogger("affectstream.vlm")
 
 Publish = Callable[[EmotionUpdate], Awaitable[None]]
+_T = TypeVar("_T")
 _MIRROR = 32
 
 
@@ -68,7 +70,7 @@ class VlmScheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._backoff_until = 0.0
         self._failures_in_row = 0
-        self.calls = self.failures = self.coalesced = self.skipped = 0
+        self.calls = self.failures = self.coalesced = self.skipped = self.late = 0
         self._latency_ms: deque[float] = deque(maxlen=500)
         self._prompt_tokens: deque[int] = deque(maxlen=500)
         self._token_ratio: deque[float] = deque(maxlen=500)
@@ -146,6 +148,10 @@ class VlmScheduler:
                         ctx.track_id, exc, delay)
             return
         self._failures_in_row = 0
+        if ctx.track_id not in self._tracks:  # the face left while the VLM was thinking
+            self.late += 1
+            self._smoother.forget(ctx.track_id)
+            return
         latency = (time.perf_counter() - t0) * 1000
         self._latency_ms.append(latency)
         self._prompt_tokens.append(ctx.prompt_tokens)
@@ -167,17 +173,25 @@ class VlmScheduler:
 
     async def _ask(self, ctx: VlmContext
                    ) -> tuple[dict[str, float], str, float | None, float | None]:
-        timeout = self._cfg.timeout_s * (self._cfg.max_retries + 2)  # a hung backend ends too
         if self._cfg.decode == "score":
-            scores = await asyncio.wait_for(self._backend.score(ctx), timeout)
+            scores = await self._bounded(self._backend.score(ctx))
             return softmax(scores), "label log-likelihoods (scoring mode)", None, None
-        text = await asyncio.wait_for(self._backend.generate(ctx), timeout)
+        text = await self._bounded(self._backend.generate(ctx))
         try:
             parsed = parse_emotion(text, self._labels)
         except AffectStreamError:  # one stricter retry, then a counted failure
-            text = await asyncio.wait_for(self._backend.generate(ctx, strict=True), timeout)
+            text = await self._bounded(self._backend.generate(ctx, strict=True))
             parsed = parse_emotion(text, self._labels)
         return dict(parsed.probs), parsed.rationale, parsed.valence, parsed.arousal
+
+    async def _bounded(self, call: Awaitable[_T]) -> _T:
+        """The backend's own timeouts normally fire first; this ends a backend that hangs."""
+        limit = self._cfg.timeout_s * (self._cfg.max_retries + 2)
+        try:
+            return await asyncio.wait_for(call, limit)
+        except TimeoutError:
+            raise BackendError(f"no answer within {limit:g} s; check the VLM or raise "
+                               "vlm.timeout_s") from None
 
     # -- stats and shutdown -----------------------------------------------------------------------
     def stats(self) -> dict[str, object]:
@@ -190,7 +204,8 @@ class VlmScheduler:
                                    if self._prompt_tokens else None),
             "token_ratio_mean": (round(float(np.mean(self._token_ratio)), 3)
                                  if self._token_ratio else None),
-            "coalesced": self.coalesced, "skipped": self.skipped, "queued": len(self._queue),
+            "coalesced": self.coalesced, "skipped": self.skipped, "late": self.late,
+            "queued": len(self._queue),
         }
 
     async def close(self, wait_s: float) -> None:
