@@ -53,7 +53,7 @@ def head_pose_from_matrix(matrix: Any) -> tuple[float, float, float]:
 
 
 @contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
+def native_stderr_silenced() -> Iterator[None]:
     """MediaPipe's C++ side prints absl warnings straight to fd 2 while it builds its graph and
     runs the first frame; hide them (set AFFECTSTREAM_NATIVE_LOGS=1 to see them)."""
     if os.environ.get("AFFECTSTREAM_NATIVE_LOGS"):
@@ -87,7 +87,7 @@ class TrackLandmarker:
             output_facial_transformation_matrixes=True,
         )
         try:
-            with _native_stderr_silenced():
+            with native_stderr_silenced():
                 self._landmarker = vision.FaceLandmarker.create_from_options(options)
         except Exception as exc:  # mediapipe raises RuntimeError/ValueError with long texts
             raise ModelError(
@@ -110,7 +110,7 @@ class TrackLandmarker:
         if self._warm:
             result = self._landmarker.detect_for_video(image, ts_ms)
         else:
-            with _native_stderr_silenced():  # the first call logs its graph setup
+            with native_stderr_silenced():  # the first call logs its graph setup
                 result = self._landmarker.detect_for_video(image, ts_ms)
             self._warm = True
         if not result.face_landmarks:

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from affectstream.detectors.landmarks import native_stderr_silenced
 from affectstream.errors import ConfigError, ModelError, SinkError, SourceError
 from affectstream.eval.inject import (
     ACTIONS,
@@ -148,12 +149,13 @@ def still_landmarks(rgb: Image, landmarker_model: Path) -> npt.NDArray[np.float3
         num_faces=1,
         output_face_blendshapes=True,
     )
-    landmarker = vision.FaceLandmarker.create_from_options(options)
-    try:
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        result = landmarker.detect(image)
-    finally:
-        landmarker.close()  # its destructor crashes at interpreter exit
+    with native_stderr_silenced():  # MediaPipe's graph set-up chatter on fd 2
+        landmarker = vision.FaceLandmarker.create_from_options(options)
+        try:
+            image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+            result = landmarker.detect(image)
+        finally:
+            landmarker.close()  # its destructor crashes at interpreter exit
     if not result.face_landmarks:
         raise SourceError("no face found in the still image; use a photo with one frontal face")
     h, w = rgb.shape[:2]
