@@ -46,3 +46,12 @@ def question(labels: Sequence[str]) -> str:
         + bias
         + "subtle movements and rare emotions count."
     )
+
+
+SCORE_SYSTEM_SUFFIX = " Here the answer is one label word, not JSON."
+"""Appended to the system prompt when scoring: otherwise '{' is the likely first token."""
+
+
+def score_question(labels: Sequence[str]) -> str:
+    """The last user part when scoring (it replaces :func:`question`): the label words."""
+    return "Answer with one word from: " + ", ".join(_check_labels(labels)) + "."

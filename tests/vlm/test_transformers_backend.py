@@ -25,14 +25,11 @@ from affectstream.errors import ConfigError, ModelError
 from affectstream.stream.offline import perceive_file
 from affectstream.types import Keyframe, LogLine
 from affectstream.vlm.backend import BackendError, VlmBackend
-from affectstream.vlm.backends.transformers import (
-    SCORE_SYSTEM_SUFFIX,
-    TransformersBackend,
-    score_question,
-)
+from affectstream.vlm.backends.transformers import TransformersBackend
 from affectstream.vlm.context import ImagePart, TextPart, VlmContext, build_context
 from affectstream.vlm.labels import DFEW7
 from affectstream.vlm.parsing import strict_retry_prompt
+from affectstream.vlm.prompts import SCORE_SYSTEM_SUFFIX, score_question
 
 # DFEW's labels are single tokens of the tiny tokenizer; the unseen words take several.
 LABELS = (*DFEW7, "bewilderment", "schadenfreude")

@@ -44,6 +44,7 @@ from affectstream.vlm.backend import BackendError, ScoringUnsupported
 from affectstream.vlm.context import ImagePart, Part, TextPart, VlmContext
 from affectstream.vlm.labels import canonical_label
 from affectstream.vlm.parsing import json_schema, strict_retry_prompt
+from affectstream.vlm.prompts import SCORE_SYSTEM_SUFFIX, score_question
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ BACKOFF_S = 0.5
 BACKOFF_CAP_S = 4.0
 RETRY_AFTER_MAX_S = 10.0
 SCORE_TEMPERATURE = 1.0  # post-sampling logprobs then are the model's own (raw ones: no matter)
-_SCORE_SYSTEM = " Here the answer is one label word, not JSON."
 _FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|guided_json", re.IGNORECASE)
 _TOKEN_LEAD = " \t\n▁Ġ\"'`*"
 _SERVE_HINT = "start it (e.g. `vllm serve Qwen/Qwen2.5-VL-3B-Instruct`) or fix --vlm-url"
@@ -174,10 +174,10 @@ class OpenAIBackend:
         labels = _labels(context)
         if not self._logprobs:
             raise self._unsupported()
-        ask = TextPart("Answer with one word from: " + ", ".join(labels) + ".")
+        ask = TextPart(score_question(labels))
         user = await asyncio.to_thread(user_content, (*context.parts[:-1], ask))
         messages: list[dict[str, Any]] = [
-            {"role": "system", "content": context.system + _SCORE_SYSTEM},
+            {"role": "system", "content": context.system + SCORE_SYSTEM_SUFFIX},
             {"role": "user", "content": user}]
         while True:
             guided = self._guided_choice

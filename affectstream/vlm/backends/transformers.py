@@ -42,19 +42,11 @@ from affectstream.errors import ConfigError, ModelError
 from affectstream.vlm.backend import BackendError
 from affectstream.vlm.context import ImagePart, TextPart, VlmContext
 from affectstream.vlm.parsing import strict_retry_prompt
+from affectstream.vlm.prompts import SCORE_SYSTEM_SUFFIX, score_question
 
 _T = TypeVar("_T")
 
 _DTYPES = ("float32", "float16", "bfloat16")
-
-# Scoring asks for one label word, worded as the openai backend's scoring request.
-SCORE_SYSTEM_SUFFIX = " Here the answer is one label word, not JSON."
-
-
-def score_question(labels: tuple[str, ...]) -> str:
-    """The last user part when scoring: the label words to choose from."""
-    return "Answer with one word from: " + ", ".join(labels) + "."
-
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
