@@ -98,6 +98,9 @@ class Face:
     blendshapes: dict[str, float] = field(default_factory=dict)
     head_pose: tuple[float, float, float] | None = None
     """(yaw, pitch, roll) in degrees."""
+    action_units: tuple[ActionUnit, ...] = ()
+    """Every AU of the blendshape table at its current intensity (strongest first), computed
+    once per frame for the slow-change describer and the FACS emotion rules."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ y grows downwards; the subject's right side is on the image left).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from affectstream.config import LogConfig
@@ -136,12 +137,13 @@ class SlowChangeDescriber:
         self._state: dict[int, _AuState] = {}
         self._last_s: float | None = None
 
-    def update(self, pts_s: float, blendshapes: dict[str, float]) -> list[LogLine]:
+    def update(self, pts_s: float, units: Iterable[ActionUnit]) -> list[LogLine]:
+        """One frame's AUs (``facs.action_units(blendshapes, 0.0)``); the new lines."""
         dt = 0.033 if self._last_s is None else max(1e-3, pts_s - self._last_s)
         self._last_s = pts_s
         a_fast, a_slow = 1 - math.exp(-dt / 0.3), 1 - math.exp(-dt / 20.0)
         lines: list[LogLine] = []
-        for unit in facs.action_units(blendshapes, 0.0):
+        for unit in units:
             if unit.au == 45:
                 continue
             st = self._state.setdefault(unit.au, _AuState(unit.intensity, unit.intensity))

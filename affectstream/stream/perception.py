@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 
 from affectstream.config import Config
+from affectstream.detectors import facs
 from affectstream.detectors.align import FaceAligner, scaled
 from affectstream.detectors.describer import SlowChangeDescriber, describe_burst, is_blink
 from affectstream.detectors.face import CenterFaceDetector
@@ -173,8 +174,9 @@ class Perception:
         if lm is None:
             out.faces.append(face)
             return
+        units = tuple(facs.action_units(lm.blendshapes, 0.0))
         out.faces.append(Face(track.track_id, frame.index, frame.pts_s, track.bbox, track.score,
-                              lm.landmarks, lm.blendshapes, lm.head_pose))
+                              lm.landmarks, lm.blendshapes, lm.head_pose, units))
         with out.stage("align"):
             crop, gray = self._aligned(state, lm.landmarks, frame.image)
         assert state.spotter is not None
@@ -185,7 +187,7 @@ class Perception:
             kf = state.keyframes.offer(frame.index, frame.pts_s, crop)
             if kf is not None:
                 out.keyframes.append(kf)
-            for line in state.changes.update(frame.pts_s, lm.blendshapes):
+            for line in state.changes.update(frame.pts_s, units):
                 self._log(state, line, out)
             if raw is not None:
                 self._emit_burst(state, raw, out)

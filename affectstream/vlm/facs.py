@@ -109,7 +109,7 @@ class _TrackWindow:
 
 
 def _intensities(face: Face) -> dict[int, float]:
-    return {u.au: u.intensity for u in facs.action_units(face.blendshapes, 0.0) if u.au != 45}
+    return {u.au: u.intensity for u in face.action_units if u.au != 45}
 
 
 class FacsEmotionEstimator:
@@ -127,7 +127,7 @@ class FacsEmotionEstimator:
     def observe(self, pts_s: float, faces: Sequence[Face], bursts: Iterable[Burst],
                 ended: Iterable[int] = ()) -> list[EmotionUpdate]:
         for face in faces:
-            if not face.blendshapes:
+            if not face.action_units:
                 continue
             win = self._tracks.setdefault(face.track_id, _TrackWindow(pts_s))
             dt = max(1e-3, pts_s - win.last_seen_s) if win.frames else 1 / 30

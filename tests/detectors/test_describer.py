@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from affectstream.config import LogConfig
+from affectstream.detectors import facs
 from affectstream.detectors.describer import (
     SlowChangeDescriber,
     burst_action_units,
@@ -166,7 +167,7 @@ def _drive(describer: SlowChangeDescriber, start_s: float, seconds: float,
     out = []
     for i in range(round(seconds * fps)):
         t = start_s + i / fps
-        out += [(t, line) for line in describer.update(t, blend)]
+        out += [(t, line) for line in describer.update(t, facs.action_units(blend, 0.0))]
     return out
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import cli, read_jsonl
 
+from affectstream.detectors import facs
 from affectstream.types import ActionUnit, Burst, Face
 from affectstream.vlm.facs import PROTOTYPES, FacsEmotionEstimator, rule_probs
 from affectstream.vlm.labels import DFEW7, MAFW11
@@ -21,7 +22,8 @@ RELAXED = dict.fromkeys(SMILE, 0.0)
 
 
 def _face(track: int, t: float, blend: dict[str, float]) -> Face:
-    return Face(track, round(t * 30), t, (0.0, 0.0, 100.0, 100.0), 0.9, None, blend)
+    return Face(track, round(t * 30), t, (0.0, 0.0, 100.0, 100.0), 0.9, None, blend, None,
+                tuple(facs.action_units(blend, 0.0)))
 
 
 def _burst(track: int, t: float) -> Burst:
