@@ -53,6 +53,9 @@ class RawBurst:
 @dataclass(slots=True)
 class _Active:
     reference: Sample
+    baseline: FloatArray
+    """Per-region median of the lag signal, frozen at the onset (the history does not grow
+    while a burst is active, so it is computed once per burst, not per frame)."""
     trace: list[tuple[Sample, FloatArray]] = field(default_factory=list)
     """(sample, per-region displacement magnitude above baseline) since the reference."""
     vectors: list[FloatArray] = field(default_factory=list)
@@ -144,7 +147,7 @@ class BurstSpotter:
 
     def _start(self) -> None:
         ring = [s for s in self._ring if s.index > self._last_offset] or [self._ring[-1]]
-        self._active = _Active(ring[0])
+        self._active = _Active(ring[0], self._baseline()[0])
         for sample in ring[1:]:
             self._measure(sample)
 
@@ -153,8 +156,8 @@ class BurstSpotter:
         active = self._active
         assert active is not None
         vec = self._motion.vectors(active.reference.gray, sample.gray)
-        med, _ = self._baseline()
-        above = np.clip(np.linalg.norm(vec, axis=1) - med, 0, None).astype(np.float32)
+        above = np.clip(np.linalg.norm(vec, axis=1) - active.baseline, 0,
+                        None).astype(np.float32)
         active.trace.append((sample, above))
         active.vectors.append(vec)
         level = float(above.max())
@@ -168,8 +171,8 @@ class BurstSpotter:
         level = self._measure(sample)
         pos = len(active.trace) - 1
         if active.released_pos is None:
-            med, _ = self._baseline()
-            released = level <= max(self._cfg.release * active.peak, float(med.max()))
+            noise = float(active.baseline.max())
+            released = level <= max(self._cfg.release * active.peak, noise)
             if pos > active.apex_pos and released:
                 active.released_pos = pos
             elif len(active.trace) >= self._max_frames:
