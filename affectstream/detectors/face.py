@@ -2,13 +2,15 @@
 
 The frame is resized to ``input_width`` (keeping its aspect) and padded to a multiple of 32, so
 one session serves any source size; CenterFace's fixed dims are made symbolic at load time by
-:func:`affectstream.models.load_centerface_onnx`.
+:func:`load_centerface_onnx`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -40,7 +42,6 @@ class CenterFaceDetector:
     """Detects faces (boxes, scores, 5 keypoints) in BGR frames."""
 
     def __init__(self, cfg: CenterFaceConfig, model_path: Path) -> None:
-        from affectstream.models import load_centerface_onnx
 
         self._cfg = cfg
         self._width = int(math.ceil(cfg.input_width / 32) * 32)
@@ -112,3 +113,44 @@ def _nms(dets: Detections, iou: float) -> list[int]:
     boxes[:, 2:] -= boxes[:, :2]
     keep = cv2.dnn.NMSBoxes(boxes.tolist(), dets.scores.tolist(), 0.0, iou)
     return [int(i) for i in np.asarray(keep).reshape(-1)]
+
+
+def load_centerface_onnx(path: Path) -> bytes:
+    """CenterFace as serialized ONNX bytes with dynamic batch/height/width.
+
+    The published graph lists its initializers as graph inputs (onnxruntime then warns and skips
+    constant folding) and fixes the input at 10×3×32×32; both are rewritten here in memory so the
+    cached file keeps its published checksum.
+    """
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # onnx raises protobuf DecodeError, OSError, ValueError…
+        raise ModelError(
+            f"cannot load ONNX model {path} ({type(exc).__name__}); re-fetch it with "
+            f"`affectstream models fetch face-centerface`"
+        ) from exc
+    graph = model.graph
+    init_names = {init.name for init in graph.initializer}
+    inputs = [vi for vi in graph.input if vi.name not in init_names]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    used = {name for node in graph.node for name in node.input}
+    kept = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    # Outputs are a quarter of the input size, so they get their own symbols.
+    _make_dims_symbolic(graph.input, ("N", "H", "W"))
+    _make_dims_symbolic(graph.output, ("N", "H/4", "W/4"))
+    del graph.value_info[:]  # stale intermediate shapes would contradict the new dims
+    return bytes(model.SerializeToString())
+
+
+def _make_dims_symbolic(values: Iterable[Any], symbols: tuple[str, str, str]) -> None:
+    for vi in values:
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) != 4:
+            raise ModelError(f"{vi.name} has {len(dims)} dims, not 4; use the registry CenterFace")
+        for index, symbol in zip((0, 2, 3), symbols, strict=True):
+            dims[index].dim_param = symbol  # setting dim_param clears the fixed dim_value
