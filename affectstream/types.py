@@ -101,6 +101,9 @@ class Face:
     action_units: tuple[ActionUnit, ...] = ()
     """Every AU of the blendshape table at its current intensity (strongest first), computed
     once per frame for the slow-change describer and the FACS emotion rules."""
+    expression: dict[str, float] | None = None
+    """The specialist classifier's probabilities over the run's labels, on the frames it ran
+    (every ``specialist.every_n_frames`` and on keyframes); None otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,8 @@ class Keyframe:
     reason: KeyframeReason
     image: Image
     burst_id: str | None = None
+    expression: dict[str, float] | None = None
+    """The specialist classifier's probabilities for this crop, when one is enabled."""
 
 
 @dataclass(frozen=True, slots=True)

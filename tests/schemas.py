@@ -1,6 +1,6 @@
 """JSON Schemas of the published message payloads (DESIGN §5), for the CLI tests.
 
-Written from the design document (burst/1, stats/1) and from what ``publish/messages.py``
+Written from the design document (burst/1, emotion/1, stats/1) and from what ``publish/messages.py``
 emits (track/1, log/1). Every listed field is required; types are checked; payload objects
 reject unknown fields except at the top level of stats/1.
 """
@@ -80,6 +80,29 @@ LOG = _obj({
     "burst_id": {"type": ["string", "null"]},
 })
 
+UNIT: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 1}
+
+EMOTION = _obj({
+    "schema": {"const": "affectstream.emotion/1"},
+    "camera": CAMERA,
+    "track_id": TRACK_ID,
+    "ts": EPOCH,
+    "window": _obj({"start_s": STREAM_S, "end_s": STREAM_S}),
+    "label": TEXT,
+    "probs": {"type": "object", "minProperties": 2, "additionalProperties": UNIT},
+    "valence": {"type": "number", "minimum": -1, "maximum": 1},
+    "arousal": UNIT,
+    "confidence": UNIT,
+    "rationale": {"type": "string"},
+    "source": {"enum": ["vlm", "specialist", "facs"]},
+    "model": TEXT,
+    "calibrated": {"type": "boolean"},
+    "keyframes_s": {"type": "array", "items": STREAM_S},
+    "bursts": {"type": "array", "items": TEXT},
+    "latency_ms": {"type": "number", "minimum": 0},
+    "prompt_tokens": COUNT,
+})
+
 PERCENTILES = _obj({"p50": NUM_OR_NULL, "p95": NUM_OR_NULL})
 
 STATS = _obj({
@@ -115,7 +138,7 @@ AVAILABILITY: dict[str, Any] = {"enum": ["online", "offline"]}
 
 LINE = _obj({"topic": TEXT, "payload": {"type": ["object", "string"]}})
 
-SCHEMAS = {"burst": BURST, "track": TRACK, "log": LOG, "stats": STATS,
+SCHEMAS = {"burst": BURST, "track": TRACK, "log": LOG, "stats": STATS, "emotion": EMOTION,
            "availability": AVAILABILITY, "line": LINE}
 
 for _schema in SCHEMAS.values():

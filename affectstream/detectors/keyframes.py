@@ -20,16 +20,22 @@ class KeyframeStore:
         self.periodic: deque[Keyframe] = deque(maxlen=max(4, round(cfg.ring_s * cfg.periodic_fps)))
         self.apexes: deque[Keyframe] = deque(maxlen=cfg.max_apex)
 
-    def offer(self, frame_index: int, pts_s: float, crop: Image) -> Keyframe | None:
+    def due(self, pts_s: float) -> bool:
+        """Whether a periodic keyframe is due at ``pts_s``."""
+        return self._next_s is None or pts_s >= self._next_s
+
+    def offer(self, frame_index: int, pts_s: float, crop: Image,
+              expression: dict[str, float] | None = None) -> Keyframe | None:
         """Keep the crop if a periodic keyframe is due."""
-        if self._next_s is not None and pts_s < self._next_s:
+        if not self.due(pts_s):
             return None
         self._next_s = pts_s + self._period
-        kf = Keyframe(self._track, frame_index, pts_s, "periodic", crop)
+        kf = Keyframe(self._track, frame_index, pts_s, "periodic", crop, None, expression)
         self.periodic.append(kf)
         return kf
 
-    def add_apex(self, frame_index: int, pts_s: float, crop: Image, burst_id: str) -> Keyframe:
-        kf = Keyframe(self._track, frame_index, pts_s, "apex", crop, burst_id)
+    def add_apex(self, frame_index: int, pts_s: float, crop: Image, burst_id: str,
+                 expression: dict[str, float] | None = None) -> Keyframe:
+        kf = Keyframe(self._track, frame_index, pts_s, "apex", crop, burst_id, expression)
         self.apexes.append(kf)
         return kf

@@ -26,6 +26,7 @@ from affectstream.detectors.motion import RegionMotion
 from affectstream.detectors.spotter import BurstSpotter, RawBurst, Sample
 from affectstream.detectors.textlog import RollingLog
 from affectstream.detectors.tracker import FaceTracker, Track
+from affectstream.specialist.classifier import ExpressionClassifier, load_classifier
 from affectstream.types import (
     Burst,
     Detections,
@@ -37,8 +38,9 @@ from affectstream.types import (
     LogLine,
     TrackEvent,
 )
+from affectstream.vlm.labels import LABEL_SETS
 
-STAGES = ("detect", "track", "landmarks", "align", "spot", "describe")
+STAGES = ("detect", "track", "landmarks", "align", "classify", "spot", "describe")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,8 @@ class TrackState:
     motion: RegionMotion | None = None
     spotter: BurstSpotter | None = None
     bursts: int = 0
+    frames: int = 0
+    """Frames with landmarks so far (the specialist runs on every n-th)."""
 
 
 class _Collector:
@@ -109,6 +113,10 @@ class Perception:
         self.tracks: dict[int, TrackState] = {}
         self.providers = self._detector.providers
         self.bursts_total = 0
+        self.specialist: ExpressionClassifier | None = None
+        if cfg.specialist.enabled:
+            self.specialist = load_classifier(cfg.specialist, model_paths["specialist"],
+                                              LABEL_SETS[cfg.vlm.labels])
 
     def detect(self, image: Image) -> Detections:
         """Face detection alone: may run in another thread, ahead of :meth:`process`."""
@@ -175,22 +183,36 @@ class Perception:
             out.faces.append(face)
             return
         units = tuple(facs.action_units(lm.blendshapes, 0.0))
-        out.faces.append(Face(track.track_id, frame.index, frame.pts_s, track.bbox, track.score,
-                              lm.landmarks, lm.blendshapes, lm.head_pose, units))
         with out.stage("align"):
             crop, gray = self._aligned(state, lm.landmarks, frame.image)
+        keyframe_due = state.keyframes.due(frame.pts_s)
+        expression = self._classify(state, crop, keyframe_due, out)
+        out.faces.append(Face(track.track_id, frame.index, frame.pts_s, track.bbox, track.score,
+                              lm.landmarks, lm.blendshapes, lm.head_pose, units, expression))
         assert state.spotter is not None
         with out.stage("spot"):
             raw = state.spotter.update(Sample(frame.index, frame.pts_s, gray, crop,
                                               lm.blendshapes))
         with out.stage("describe"):
-            kf = state.keyframes.offer(frame.index, frame.pts_s, crop)
+            kf = state.keyframes.offer(frame.index, frame.pts_s, crop,
+                                       expression if self._cfg.specialist.to_vlm else None)
             if kf is not None:
                 out.keyframes.append(kf)
             for line in state.changes.update(frame.pts_s, units):
                 self._log(state, line, out)
             if raw is not None:
                 self._emit_burst(state, raw, out)
+
+    def _classify(self, state: TrackState, crop: Image, keyframe_due: bool,
+                  out: _Collector) -> dict[str, float] | None:
+        """The specialist's probabilities on every n-th landmarked frame and on keyframes
+        (so every keyframe the VLM may see has them); None on the other frames."""
+        state.frames += 1
+        if self.specialist is None or not (
+                keyframe_due or (state.frames - 1) % self._cfg.specialist.every_n_frames == 0):
+            return None
+        with out.stage("classify"):
+            return self.specialist.classify([crop])[0]
 
     def _aligned(self, state: TrackState, landmarks: FloatArray,
                  image: Image) -> tuple[Image, Image]:
@@ -218,8 +240,12 @@ class Perception:
         state.bursts += 1
         self.bursts_total += 1
         out.bursts.append(burst)
+        expression = None
+        if self.specialist is not None and self._cfg.specialist.to_vlm:
+            with out.stage("classify"):
+                expression = self.specialist.classify([raw.apex.crop])[0]
         out.keyframes.append(state.keyframes.add_apex(raw.apex.index, raw.apex.pts_s,
-                                                      raw.apex.crop, burst_id))
+                                                      raw.apex.crop, burst_id, expression))
         self._log(state, LogLine(burst.camera, burst.track_id, burst.onset_s, burst.offset_s,
                                  "burst", burst.text, burst.id), out)
 
