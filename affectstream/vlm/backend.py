@@ -4,8 +4,10 @@ backend is asked for.
 
 A backend turns a :class:`~affectstream.vlm.context.VlmContext` (system prompt, interleaved
 images and motion text, the question) into either a text answer (``generate``; parsed and
-validated by :mod:`affectstream.vlm.parsing`) or per-label log-likelihoods (``score``). Both
-are coroutines: blocking work (a local model) runs in a worker thread inside the backend.
+validated by :mod:`affectstream.vlm.parsing`) or per-label log-likelihoods (``score``); with
+``vlm.context.motion_text`` vlm or both it also captions in-between frames (``caption``: free
+text, see :mod:`affectstream.vlm.captions`). All are coroutines: blocking work (a local model)
+runs in a worker thread inside the backend.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ class VlmBackend(Protocol):
     async def score(self, context: VlmContext) -> dict[str, float]:
         """Log-likelihood of each label of ``context.labels`` as the answer. Raises
         ScoringUnsupported when the backend cannot, BackendError on failure."""
+
+    async def caption(self, context: VlmContext, *, max_tokens: int) -> str:
+        """Free text of at most ``max_tokens`` tokens for a caption context (its system prompt
+        asks for one sentence of motion; no labels, no JSON format). Raises BackendError."""
 
     async def close(self) -> None:
         """Release the model or HTTP connections (idempotent)."""

@@ -4,7 +4,7 @@ The context is a neutral message structure that each backend turns into its own 
 
     TextPart   track, window, summary of older log lines (+ lines before the first keyframe)
     ImagePart  keyframe 1            ┐
-    TextPart   caption + motion text │ for each selected keyframe, in time order; the text
+    TextPart   time + motion text    │ for each selected keyframe, in time order; the text
     ImagePart  keyframe 2            │ holds the log lines from this keyframe up to the next
     TextPart   …                     ┘ (the last one: up to the window end)
     TextPart   the question (always the last part)
@@ -12,12 +12,21 @@ The context is a neutral message structure that each backend turns into its own 
 Keyframes (K, default 4): burst apexes first (newest bursts first when there are more than fit),
 the newest periodic frame always, the remaining slots filled from periodic frames so that they
 spread evenly over the window. Every burst whose log line overlaps the window appears verbatim in
-a text part, and as an image too when its apex was selected, so sparse images never hide a
-micro-expression (P3). Images are resized (INTER_AREA) so the longest side ≤ ``max_side`` and
-converted BGR → RGB.
+a text part (unless a VLM caption replaced its gap's lines, below), and as an image too when its
+apex was selected, so sparse images never hide a micro-expression (P3). Images are resized
+(INTER_AREA) so the longest side ≤ ``max_side`` and converted BGR → RGB.
+
+Motion text (``vlm.context.motion_text``): ``detectors`` (the default) writes the log lines; with
+``vlm`` or ``both`` the caller first has a VLM caption the periodic frames between each pair of
+consecutive keyframes (:mod:`affectstream.vlm.captions` builds those requests) and passes the
+answers as one :class:`Caption` per gap: ``vlm`` replaces the gap's log lines by the caption,
+``both`` puts the caption first and the lines after it. A gap without a caption (no in-between
+frame, or the request failed) keeps its log lines, so no burst is lost from the text; lines
+before the first keyframe and after the last one are always kept.
 
 Token accounting is by pluggable functions: :func:`default_image_tokens` (Qwen2.5-VL) and
 :func:`~affectstream.detectors.textlog.estimate_tokens`; :func:`dense_tokens` is the P3 baseline.
+The captioner's prompts are counted separately (``caption_tokens``).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -37,6 +47,7 @@ from affectstream.vlm.prompts import SYSTEM_PROMPT, question
 
 ImageTokens = Callable[[int, int], int]
 TextTokens = Callable[[str], int]
+MotionText = Literal["detectors", "vlm", "both"]
 
 _AU = re.compile(r"AU(\d+)")
 
@@ -78,6 +89,9 @@ class VlmContext:
     dense_tokens: int
     """Images alone of dense 5-fps sampling of the window at ``max_side`` (the P3 baseline)."""
     labels: tuple[str, ...] = ()
+    caption_tokens: int = 0
+    """Prompt tokens of the caption requests behind this context's captions (0 without), by
+    the same token functions: the extra cost of ``motion_text`` vlm or both."""
 
     @property
     def token_ratio(self) -> float:
@@ -85,8 +99,26 @@ class VlmContext:
         return self.prompt_tokens / self.dense_tokens if self.dense_tokens > 0 else math.inf
 
     @property
+    def total_token_ratio(self) -> float:
+        """``(prompt_tokens + caption_tokens) / dense_tokens``: P3 with the captioner's share."""
+        total = self.prompt_tokens + self.caption_tokens
+        return total / self.dense_tokens if self.dense_tokens > 0 else math.inf
+
+    @property
     def images(self) -> tuple[ImagePart, ...]:
         return tuple(p for p in self.parts if isinstance(p, ImagePart))
+
+
+@dataclass(frozen=True, slots=True)
+class Caption:
+    """A VLM's caption of the frames between two consecutive keyframes."""
+
+    text: str | None
+    """One sentence of motion text; None when the request failed (the gap keeps its lines)."""
+    frames: int
+    """In-between frames the captioner saw."""
+    prompt_tokens: int
+    """The caption request's prompt tokens (counted even when it failed: they were sent)."""
 
 
 def default_image_tokens(width: int, height: int) -> int:
@@ -168,6 +200,18 @@ def select_keyframes(periodic: Sequence[Keyframe], apexes: Sequence[Keyframe],
     return sorted(chosen.values(), key=lambda f: (f.pts_s, f.frame_index))
 
 
+def count_tokens(system: str, parts: Iterable[Part], image_tokens: ImageTokens,
+                 text_tokens: TextTokens) -> int:
+    """Prompt tokens of a system prompt and user parts, by the given token functions."""
+    tokens = text_tokens(system)
+    for part in parts:
+        if isinstance(part, TextPart):
+            tokens += text_tokens(part.text)
+        else:
+            tokens += image_tokens(part.image.shape[1], part.image.shape[0])
+    return tokens
+
+
 def to_rgb(image: Image, max_side: int) -> Image:
     """A new RGB uint8 copy of a BGR (or gray, BGRA) crop, longest side ≤ ``max_side``."""
     if max_side < 1:
@@ -220,24 +264,40 @@ def _summary(summary: LogLine | None, older: list[LogLine], start_s: float) -> s
     return " ".join(parts)
 
 
-def _caption(kf: Keyframe) -> str:
-    return f"↑ {kf.pts_s:.2f} s" + (", burst apex" if kf.reason == "apex" else "")
+def _marker(kf: Keyframe) -> str:
+    text = f"↑ {kf.pts_s:.2f} s" + (", burst apex" if kf.reason == "apex" else "")
+    if kf.expression:  # the specialist's view of this very frame (specialist.to_vlm)
+        top = sorted(kf.expression.items(), key=lambda kv: -kv[1])[:3]
+        shown = ", ".join(f"{label} {p:.2f}" for label, p in top if p >= 0.01)
+        text += f" (expression classifier on this frame: {shown})"
+    return text
 
 
 def _segment(kf: Keyframe, until_s: float, lines: list[LogLine], last: bool) -> str:
     if not lines:
         if until_s <= kf.pts_s:
-            return f"{_caption(kf)}."
-        return f"{_caption(kf)}; nothing new logged until {'end ' if last else ''}{until_s:.2f} s."
+            return f"{_marker(kf)}."
+        return f"{_marker(kf)}; nothing new logged until {'end ' if last else ''}{until_s:.2f} s."
     body = "\n".join(_line_text(line) for line in lines)
-    return f"{_caption(kf)}. Motion until {'end ' if last else ''}{until_s:.2f} s:\n{body}"
+    return f"{_marker(kf)}. Motion until {'end ' if last else ''}{until_s:.2f} s:\n{body}"
+
+
+def _captioned(kf: Keyframe, until_s: float, caption: Caption, lines: list[LogLine],
+               both: bool) -> str:
+    """A gap's text with its caption: first, and followed by the log lines with ``both``."""
+    frames = _plural(caption.frames, "frame")
+    text = f"{_marker(kf)}. VLM caption of {frames} until {until_s:.2f} s: {caption.text}"
+    if both and lines:
+        text += "\nDetected motion:\n" + "\n".join(_line_text(line) for line in lines)
+    return text
 
 
 def build_context(track_id: int, periodic: Sequence[Keyframe], apexes: Sequence[Keyframe],
                   log_lines: Iterable[LogLine], window: tuple[float, float],
                   labels: Sequence[str], *, k: int = 4, max_side: int = 448,
                   image_tokens: ImageTokens = default_image_tokens,
-                  text_tokens: TextTokens = estimate_tokens) -> VlmContext:
+                  text_tokens: TextTokens = estimate_tokens, motion_text: MotionText = "detectors",
+                  captions: Sequence[Caption | None] | None = None) -> VlmContext:
     """The interleaved context of one track over ``window`` (see the module docstring).
 
     Keyframes and log lines of other tracks are ignored. Log lines ending before the window
@@ -245,6 +305,10 @@ def build_context(track_id: int, periodic: Sequence[Keyframe], apexes: Sequence[
     time); lines overlapping the window are placed by their start time (clamped to the window
     start) after the keyframe that precedes it, or in the opening part when before the first
     keyframe; lines starting after the window end are dropped.
+
+    ``captions`` (used with ``motion_text`` vlm or both) has one entry per gap between the
+    selected keyframes, None where nothing was captioned; build it from the same inputs with
+    :func:`affectstream.vlm.captions.caption_requests`.
     """
     _check_window(window)
     start_s, end_s = window
@@ -252,6 +316,7 @@ def build_context(track_id: int, periodic: Sequence[Keyframe], apexes: Sequence[
     mine = [kf for kf in periodic if kf.track_id == track_id]
     mine_apex = [kf for kf in apexes if kf.track_id == track_id]
     frames = select_keyframes(mine, mine_apex, window, k)
+    gaps = _gap_captions(motion_text, captions, len(frames))
 
     summary: LogLine | None = None
     older: list[LogLine] = []
@@ -287,7 +352,12 @@ def build_context(track_id: int, periodic: Sequence[Keyframe], apexes: Sequence[
                                kf.reason, kf.burst_id))
         last = i == len(frames) - 1
         until = end_s if last else frames[i + 1].pts_s
-        parts.append(TextPart(_segment(kf, until, groups.get(i, []), last)))
+        cap = gaps[i] if i < len(gaps) else None
+        if cap is not None and cap.text:
+            text = _captioned(kf, until, cap, groups.get(i, []), motion_text == "both")
+        else:
+            text = _segment(kf, until, groups.get(i, []), last)
+        parts.append(TextPart(text))
     parts.append(TextPart(question_text))
 
     bursts: list[tuple[float, str]] = [(line.start_s, line.burst_id) for line in inside
@@ -295,12 +365,6 @@ def build_context(track_id: int, periodic: Sequence[Keyframe], apexes: Sequence[
     bursts += [(kf.pts_s, kf.burst_id) for kf in frames if kf.burst_id is not None]
     burst_ids = tuple(dict.fromkeys(b for _, b in sorted(bursts)))
 
-    tokens = text_tokens(SYSTEM_PROMPT)
-    for part in parts:
-        if isinstance(part, TextPart):
-            tokens += text_tokens(part.text)
-        else:
-            tokens += image_tokens(part.image.shape[1], part.image.shape[0])
     return VlmContext(
         track_id=track_id,
         window_start_s=float(start_s),
@@ -309,7 +373,19 @@ def build_context(track_id: int, periodic: Sequence[Keyframe], apexes: Sequence[
         parts=tuple(parts),
         keyframes_s=tuple(float(kf.pts_s) for kf in frames),
         burst_ids=burst_ids,
-        prompt_tokens=tokens,
+        prompt_tokens=count_tokens(SYSTEM_PROMPT, parts, image_tokens, text_tokens),
         dense_tokens=dense_tokens(end_s - start_s, side=max_side, image_tokens=image_tokens),
         labels=tuple(str(x).strip() for x in labels),
+        caption_tokens=sum(c.prompt_tokens for c in gaps if c is not None),
     )
+
+
+def _gap_captions(motion_text: MotionText, captions: Sequence[Caption | None] | None,
+                  n_frames: int) -> list[Caption | None]:
+    """The captions to use, one per gap (none with ``detectors``); checks they fit."""
+    if motion_text == "detectors" or captions is None:
+        return []
+    if len(captions) != max(0, n_frames - 1):
+        raise ValueError(f"got {len(captions)} captions for {n_frames} keyframes; build them "
+                         "with caption_requests() from the same keyframes and window")
+    return list(captions)

@@ -1,4 +1,5 @@
-"""Backend choice by ``vlm.type`` (imported lazily) and the calibration set-up at start-up."""
+"""Backend choice by ``vlm.type`` (imported lazily), the captioner for ``vlm.context`` and the
+calibration set-up at start-up."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from affectstream.config import VlmConfig
-from affectstream.errors import ConfigError
+from affectstream.errors import ConfigError, ModelError
 from affectstream.types import Keyframe
 from affectstream.vlm.backend import VlmBackend
 from affectstream.vlm.calibration import Calibrator, make_calibrator
@@ -38,6 +39,53 @@ def make_backend(cfg: VlmConfig) -> VlmBackend:
         return TransformersBackend(cfg.model, device=cfg.device, dtype=cfg.dtype,
                                    max_new_tokens=cfg.max_tokens)
     raise ConfigError(f"vlm.type {cfg.type!r} has no VLM backend; use openai or transformers")
+
+
+def make_captioner(cfg: VlmConfig) -> VlmBackend | None:
+    """A separate, not yet started captioner for ``vlm.context.captioner`` openai or
+    transformers (None for ``same``); the other settings come from ``cfg``."""
+    ctx = cfg.context
+    if ctx.captioner == "same":
+        if ctx.captioner_model or ctx.captioner_url:
+            raise ConfigError("vlm.context.captioner_model and captioner_url only apply to a "
+                              "separate captioner; set vlm.context.captioner: openai or "
+                              "transformers, or remove them")
+        return None
+    if ctx.captioner == "openai" and not (ctx.captioner_url or cfg.url):
+        raise ConfigError("vlm.context.captioner: openai needs the captioner server's URL: set "
+                          "vlm.context.captioner_url (http://HOST:PORT/v1) or vlm.url")
+    if ctx.captioner == "transformers" and not ctx.captioner_model:
+        raise ConfigError("vlm.context.captioner: transformers needs vlm.context.captioner_model "
+                          "(a hub id or local directory of a small VLM)")
+    return make_backend(cfg.model_copy(update={
+        "type": ctx.captioner, "model": ctx.captioner_model, "url": ctx.captioner_url or cfg.url}))
+
+
+async def start_captioner(cfg: VlmConfig, main: VlmBackend) -> VlmBackend | None:
+    """What captions in-between frames: None with ``motion_text: detectors``, ``main`` with
+    ``captioner: same``, else a separate backend, started here so that it fails at start-up
+    with one line, like the main one."""
+    if cfg.context.motion_text == "detectors":
+        return None
+    captioner = make_captioner(cfg)
+    if captioner is None:
+        return main
+    try:
+        await captioner.start()
+    except BaseException as exc:
+        await captioner.close()
+        if isinstance(exc, ConfigError | ModelError):
+            raise type(exc)(_for_captioner(str(exc))) from exc
+        raise
+    return captioner
+
+
+def _for_captioner(message: str) -> str:
+    """A backend's start-up error, reworded to name the captioner's settings: the backends
+    name the main VLM's command-line flags in their fixes."""
+    message = message.replace("--vlm-url", "vlm.context.captioner_url")
+    message = message.replace("--vlm-model", "vlm.context.captioner_model")
+    return f"captioner: {message}"
 
 
 def _gray_keyframes(k: int) -> list[Keyframe]:

@@ -55,3 +55,22 @@ SCORE_SYSTEM_SUFFIX = " Here the answer is one label word, not JSON."
 def score_question(labels: Sequence[str]) -> str:
     """The last user part when scoring (it replaces :func:`question`): the label words."""
     return "Answer with one word from: " + ", ".join(_check_labels(labels)) + "."
+
+
+CAPTION_PROMPT = (
+    "You describe facial movement. The images are aligned crops of one person's face in time "
+    "order, each at the time given. Answer with ONE short sentence saying how the face moves "
+    "(brows, eyes, lids, nose, lips, jaw), or \"no visible movement\". No emotion words."
+)
+"""System prompt of a caption request (the paper's stage 1: in-between frames → motion text).
+It is also how the test server recognises caption requests."""
+
+
+def caption_intro(times_s: Sequence[float], start_s: float, end_s: float) -> str:
+    """The first user part of a caption request: the frame times, between two keyframes."""
+    listed = ", ".join(f"{t:.2f}" for t in times_s)
+    return (f"{len(times_s)} frame{'' if len(times_s) == 1 else 's'} at {listed} s, between "
+            f"keyframes at {start_s:.2f} s and {end_s:.2f} s:")
+
+
+CAPTION_QUESTION = "How does the face move across these frames? One short sentence."

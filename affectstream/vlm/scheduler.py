@@ -7,6 +7,12 @@ thread). A track is due every ``period_s`` of stream time, sooner after a burst 
 request for the same track replaces a queued one (coalescing); at most ``max_in_flight`` run
 at once. An unparseable answer gets one stricter retry; failures are counted and back the
 scheduler off (1, 2, 4 … 30 s), and nothing ever waits on a request.
+
+A queued request is a snapshot of the track's mirrors; its context is built when it starts.
+With ``vlm.context.motion_text`` vlm or both, the request first has the captioner describe the
+frames in each gap between its keyframes (concurrently, each bounded like a main call), then
+builds the context with those captions. A failed caption is counted and its gap keeps the
+detector lines: it never fails the emotion update nor backs the scheduler off.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from affectstream.errors import AffectStreamError
 from affectstream.types import Burst, EmotionUpdate, Keyframe, LogLine
 from affectstream.vlm.backend import BackendError, VlmBackend
 from affectstream.vlm.calibration import Calibrator, EmotionSmoother
-from affectstream.vlm.context import VlmContext, build_context
+from affectstream.vlm.captions import caption_requests, clean_caption
+from affectstream.vlm.context import Caption, VlmContext, build_context
 from affectstream.vlm.labels import valence_arousal
 from affectstream.vlm.parsing import parse_emotion
 
@@ -36,16 +43,42 @@ log = logging.getLogger("affectstream.vlm")
 Publish = Callable[[EmotionUpdate], Awaitable[None]]
 _T = TypeVar("_T")
 _MIRROR = 32
+"""Keyframes kept per track and kind at least; periodic ones: a whole window's worth."""
 
 
 @dataclass(slots=True)
 class _Track:
     window_start_s: float
-    periodic: deque[Keyframe] = field(default_factory=lambda: deque(maxlen=_MIRROR))
+    periodic: deque[Keyframe]
     apexes: deque[Keyframe] = field(default_factory=lambda: deque(maxlen=_MIRROR))
     lines: deque[LogLine] = field(default_factory=lambda: deque(maxlen=4 * _MIRROR))
     last_request_s: float | None = None
     burst_pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """A queued request: what the track's mirrors held when it was due."""
+
+    track_id: int
+    periodic: list[Keyframe]
+    apexes: list[Keyframe]
+    lines: list[LogLine]
+    window: tuple[float, float]
+
+
+def window_s(cfg: VlmConfig) -> float:
+    """Stream time a request covers: two periods (at least 2 s), so windows overlap."""
+    return 2.0 * max(cfg.period_s, 1.0)
+
+
+def mirror_size(cfg: VlmConfig, keyframe_fps: float) -> int:
+    """Periodic keyframes to keep per track: a whole request window at the rate perception
+    keeps them (at least ``caption_fps`` when captioning), plus slack."""
+    fps = keyframe_fps
+    if cfg.context.motion_text != "detectors":
+        fps = max(fps, cfg.context.caption_fps)
+    return max(_MIRROR, math.ceil(window_s(cfg) * fps) + 2)
 
 
 def softmax(logprobs: dict[str, float]) -> dict[str, float]:
@@ -57,16 +90,23 @@ def softmax(logprobs: dict[str, float]) -> dict[str, float]:
 
 class VlmScheduler:
     def __init__(self, backend: VlmBackend, cfg: VlmConfig, labels: Sequence[str], camera: str,
-                 publish: Publish, calibrator: Calibrator, smoother: EmotionSmoother) -> None:
+                 publish: Publish, calibrator: Calibrator, smoother: EmotionSmoother, *,
+                 captioner: VlmBackend | None = None, keyframe_fps: float = 2.0) -> None:
+        """``captioner`` captions in-between frames (default: ``backend``); ``keyframe_fps``
+        is the rate at which perception keeps periodic keyframes (``keyframes.periodic_fps``),
+        which sizes the per-track mirrors."""
         self._backend = backend
+        self._captioner = captioner if captioner is not None else backend
         self._cfg = cfg
+        self._captioning = cfg.context.motion_text != "detectors"
+        self._mirror = mirror_size(cfg, keyframe_fps)
         self._labels = tuple(labels)
         self._camera = camera
         self._publish = publish
         self._calibrate = calibrator
         self._smoother = smoother
         self._tracks: dict[int, _Track] = {}
-        self._queue: dict[int, VlmContext] = {}  # insertion-ordered; one entry per track
+        self._queue: dict[int, _Job] = {}  # insertion-ordered; one entry per track
         self._tasks: set[asyncio.Task[None]] = set()
         self._backoff_until = 0.0
         self._failures_in_row = 0
@@ -74,12 +114,17 @@ class VlmScheduler:
         self._latency_ms: deque[float] = deque(maxlen=500)
         self._prompt_tokens: deque[int] = deque(maxlen=500)
         self._token_ratio: deque[float] = deque(maxlen=500)
+        self.caption_calls = self.caption_failures = 0
+        self._caption_failing = False
+        self._caption_tokens: deque[int] = deque(maxlen=500)
+        self._total_ratio: deque[float] = deque(maxlen=500)
 
     # -- perception side (event loop, every frame) -----------------------------------------------
     def observe(self, pts_s: float, keyframes: Iterable[Keyframe], log_lines: Iterable[LogLine],
                 bursts: Iterable[Burst], active: Iterable[int], ended: Iterable[int]) -> None:
         for track_id in active:
-            self._tracks.setdefault(track_id, _Track(pts_s))
+            if track_id not in self._tracks:
+                self._tracks[track_id] = _Track(pts_s, deque(maxlen=self._mirror))
         for kf in keyframes:
             if (track := self._tracks.get(kf.track_id)) is not None:
                 (track.apexes if kf.reason == "apex" else track.periodic).append(kf)
@@ -107,23 +152,23 @@ class VlmScheduler:
     def _submit(self, track_id: int, track: _Track, pts_s: float) -> None:
         track.burst_pending = False
         track.last_request_s = pts_s
-        start = max(track.window_start_s, pts_s - max(self._cfg.period_s, 1.0) * 2)
+        start = max(track.window_start_s, pts_s - window_s(self._cfg))
         if time.monotonic() < self._backoff_until or not track.periodic:
             self.skipped += 1
             return
-        ctx = build_context(track_id, list(track.periodic), list(track.apexes), track.lines,
-                            (start, pts_s), self._labels, k=self._cfg.keyframes,
-                            max_side=self._cfg.max_side)
+        # a snapshot (references, no image copies): the mirrors move on while it waits
+        job = _Job(track_id, list(track.periodic), list(track.apexes), list(track.lines),
+                   (start, pts_s))
         if track_id in self._queue:
             self.coalesced += 1  # the newer window replaces the one still waiting
             del self._queue[track_id]
-        self._queue[track_id] = ctx
+        self._queue[track_id] = job
 
     def _pump(self) -> None:
         while self._queue and len(self._tasks) < self._cfg.max_in_flight:
             track_id = next(iter(self._queue))
-            ctx = self._queue.pop(track_id)
-            task = asyncio.create_task(self._request(ctx), name=f"vlm track {track_id}")
+            job = self._queue.pop(track_id)
+            task = asyncio.create_task(self._request(job), name=f"vlm track {track_id}")
             self._tasks.add(task)
             task.add_done_callback(self._done)
 
@@ -134,9 +179,13 @@ class VlmScheduler:
         self._pump()
 
     # -- requests ---------------------------------------------------------------------------------
-    async def _request(self, ctx: VlmContext) -> None:
+    async def _request(self, job: _Job) -> None:
         self.calls += 1
-        t0 = time.perf_counter()
+        t0 = time.perf_counter()  # captions count towards the update's latency
+        ctx = await self._context(job)
+        if ctx.track_id not in self._tracks:  # the face left while its frames were captioned
+            self.late += 1
+            return
         try:
             probs, rationale, valence, arousal = await self._ask(ctx)
         except AffectStreamError as exc:
@@ -156,6 +205,9 @@ class VlmScheduler:
         self._latency_ms.append(latency)
         self._prompt_tokens.append(ctx.prompt_tokens)
         self._token_ratio.append(ctx.token_ratio)
+        if self._captioning:
+            self._caption_tokens.append(ctx.caption_tokens)
+            self._total_ratio.append(ctx.total_token_ratio)
         calibrated = self._cfg.calibration != "none"
         probs = self._smoother.update(ctx.track_id, ctx.window_end_s,
                                       self._calibrate(probs))
@@ -170,6 +222,42 @@ class VlmScheduler:
             keyframes_s=ctx.keyframes_s, bursts=ctx.burst_ids, latency_ms=latency,
             prompt_tokens=ctx.prompt_tokens,
         ))
+
+    async def _context(self, job: _Job) -> VlmContext:
+        cfg = self._cfg
+        captions: list[Caption | None] | None = None
+        if self._captioning:
+            requests = caption_requests(
+                job.track_id, job.periodic, job.apexes, job.window, k=cfg.keyframes,
+                max_frames=cfg.context.caption_frames, max_fps=cfg.context.caption_fps,
+                max_side=cfg.max_side)
+            texts = await asyncio.gather(*(self._caption(r) for r in requests if r is not None))
+            answers = iter(texts)
+            captions = [None if r is None else Caption(next(answers), len(r.images),
+                                                       r.prompt_tokens) for r in requests]
+        return build_context(job.track_id, job.periodic, job.apexes, job.lines, job.window,
+                             self._labels, k=cfg.keyframes, max_side=cfg.max_side,
+                             motion_text=cfg.context.motion_text, captions=captions)
+
+    async def _caption(self, request: VlmContext) -> str | None:
+        """The caption, or None after a failure (counted; logged once per run of failures)."""
+        self.caption_calls += 1
+        try:
+            answer = await self._bounded(self._captioner.caption(
+                request, max_tokens=self._cfg.context.caption_max_tokens))
+        except AffectStreamError as exc:
+            text, why = None, str(exc)
+        else:
+            text, why = clean_caption(answer), "an empty answer"
+        if text is not None:
+            self._caption_failing = False
+            return text
+        self.caption_failures += 1
+        if not self._caption_failing:
+            log.warning("VLM caption for track %d failed (%s); its gap keeps the detector "
+                        "lines", request.track_id, why)
+        self._caption_failing = True
+        return None
 
     async def _ask(self, ctx: VlmContext
                    ) -> tuple[dict[str, float], str, float | None, float | None]:
@@ -205,7 +293,19 @@ class VlmScheduler:
             "token_ratio_mean": (round(float(np.mean(self._token_ratio)), 3)
                                  if self._token_ratio else None),
             "coalesced": self.coalesced, "skipped": self.skipped, "late": self.late,
-            "queued": len(self._queue),
+            "queued": len(self._queue), **self._caption_stats(),
+        }
+
+    def _caption_stats(self) -> dict[str, object]:
+        """Only with captions on, so the default stats keep their shape."""
+        if not self._captioning:
+            return {}
+        return {
+            "caption_calls": self.caption_calls, "caption_failures": self.caption_failures,
+            "caption_tokens_mean": (round(float(np.mean(self._caption_tokens)), 1)
+                                    if self._caption_tokens else None),
+            "total_token_ratio_mean": (round(float(np.mean(self._total_ratio)), 3)
+                                       if self._total_ratio else None),
         }
 
     async def close(self, wait_s: float) -> None:

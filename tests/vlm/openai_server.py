@@ -10,6 +10,10 @@ server capabilities: ``api_key`` (401 without ``Authorization: Bearer <key>``),
 ``reject_formats`` (400 for those ``response_format`` types, worded like vLLM),
 ``reject_fields`` (400 for unknown request fields, worded like OpenAI) and ``logprobs``
 (whether logprobs are returned when asked for).
+
+Caption requests (``vlm.context.motion_text`` vlm or both), recognised by their system prompt
+(:data:`~affectstream.vlm.prompts.CAPTION_PROMPT`), never take a scripted reply: they are
+answered with ``caption_text``, or with an error when ``caption_status`` is not 200.
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from affectstream.vlm.prompts import CAPTION_PROMPT
+
 LABELS = ("happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear")
+CAPTION = "The lip corners move up and back into a brief smile."
+"""The default answer to a caption request."""
 
 
 @dataclass
@@ -102,8 +110,11 @@ class OpenAIServer:
 
     def __init__(self, models: Iterable[str] = ("test-vlm",), *, api_key: str | None = None,
                  reject_formats: Iterable[str] = (), reject_fields: Iterable[str] = (),
-                 logprobs: bool = True) -> None:
+                 logprobs: bool = True, caption_text: str = CAPTION,
+                 caption_status: int = 200) -> None:
         self.models = list(models)
+        self.caption_text = caption_text
+        self.caption_status = caption_status
         self.api_key = api_key
         self.reject_formats = set(reject_formats)
         self.reject_fields = set(reject_fields)
@@ -139,6 +150,15 @@ class OpenAIServer:
     def chat_requests(self) -> list[Request]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
+    @property
+    def caption_requests(self) -> list[Request]:
+        return [r for r in self.chat_requests if is_caption(r.body)]
+
+    @property
+    def main_requests(self) -> list[Request]:
+        """Chat requests that are not caption requests (emotion questions)."""
+        return [r for r in self.chat_requests if not is_caption(r.body)]
+
     def __enter__(self) -> OpenAIServer:
         self._thread.start()
         return self
@@ -170,6 +190,8 @@ class OpenAIServer:
         if isinstance(fmt, dict) and fmt.get("type") in self.reject_formats:
             reply = reject_response_format(str(fmt["type"]))
             return reply.status, reply.body or b"", {}
+        if is_caption(body):
+            return self._caption(body)
         reply = self._next() or Reply()
         if reply.delay_s > 0:
             self._stop.wait(reply.delay_s)
@@ -193,6 +215,11 @@ class OpenAIServer:
                   "usage": {"prompt_tokens": prompt, "completion_tokens": 1,
                             "total_tokens": prompt + 1}}
         return 200, json.dumps(answer).encode(), reply.headers
+
+    def _caption(self, body: dict[str, Any]) -> tuple[int, bytes, dict[str, str]]:
+        if self.caption_status != 200:
+            return self.caption_status, _error_body(self.caption_status, "captioner down"), {}
+        return 200, _completion(body, self.caption_text, self.models), {}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -251,6 +278,26 @@ class OpenAIServer:
                 self._send(*server._chat(body))
 
         return Handler
+
+
+def is_caption(body: Any) -> bool:
+    """Whether a chat request body is a caption request (by its system prompt)."""
+    try:
+        return bool(body["messages"][0]["content"] == CAPTION_PROMPT)
+    except (KeyError, IndexError, TypeError):
+        return False
+
+
+def _completion(body: dict[str, Any], text: str, models: Sequence[str]) -> bytes:
+    """A plain chat completion answering ``text``."""
+    prompt = len(json.dumps(body["messages"])) // 4
+    return json.dumps({
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
+        "model": body.get("model", models[0] if models else ""),
+        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                     "message": {"role": "assistant", "content": text}}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": len(text.split()),
+                  "total_tokens": prompt + len(text.split())}}).encode()
 
 
 def _labels(body: dict[str, Any]) -> list[str]:

@@ -380,3 +380,22 @@ def test_context_from_real_perception(media_dir: Path, model_paths: dict[str, Pa
     for part in images(ctx):
         np.testing.assert_array_equal(part.image, src[part.frame_index][..., ::-1])  # RGB
     assert ctx.token_ratio <= 0.25
+
+
+# --- the specialist's probabilities (specialist.to_vlm) ------------------------------------
+
+def test_keyframe_expression_probabilities_follow_their_image() -> None:
+    probs = dict.fromkeys(LABELS, 0.0) | {"happiness": 0.9412, "neutral": 0.05, "fear": 0.0088}
+    per = [Keyframe(TRACK, 15, 0.5, "periodic", crop(), None, probs),
+           Keyframe(TRACK, 45, 1.5, "periodic", crop())]
+    ctx = build_context(TRACK, per, [], [burst_line(0.6, 0.9, "b1")], (0.0, 2.0), LABELS, k=4)
+    after_first, after_second = texts(ctx)[1], texts(ctx)[2]
+    assert after_first.startswith(
+        "↑ 0.50 s (expression classifier on this frame: happiness 0.94, neutral 0.05).")
+    assert "fear" not in after_first  # under 0.01: left out
+    assert "burst" not in after_first.split("\n")[0] and "0.60–0.90 s" in after_first
+    assert "classifier" not in after_second
+    plain = build_context(TRACK, [Keyframe(TRACK, 15, 0.5, "periodic", crop()), per[1]], [],
+                          [burst_line(0.6, 0.9, "b1")], (0.0, 2.0), LABELS, k=4)
+    assert ctx.prompt_tokens - plain.prompt_tokens == (
+        estimate_tokens(after_first) - estimate_tokens(texts(plain)[1]))

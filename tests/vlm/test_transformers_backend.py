@@ -26,10 +26,11 @@ from affectstream.stream.offline import perceive_file
 from affectstream.types import Keyframe, LogLine
 from affectstream.vlm.backend import BackendError, VlmBackend
 from affectstream.vlm.backends.transformers import TransformersBackend
+from affectstream.vlm.captions import caption_requests
 from affectstream.vlm.context import ImagePart, TextPart, VlmContext, build_context
 from affectstream.vlm.labels import DFEW7
 from affectstream.vlm.parsing import strict_retry_prompt
-from affectstream.vlm.prompts import SCORE_SYSTEM_SUFFIX, score_question
+from affectstream.vlm.prompts import CAPTION_PROMPT, SCORE_SYSTEM_SUFFIX, score_question
 
 # DFEW's labels are single tokens of the tiny tokenizer; the unseen words take several.
 LABELS = (*DFEW7, "bewilderment", "schadenfreude")
@@ -246,6 +247,38 @@ def test_generate_decodes_only_new_tokens(backend: TransformersBackend,
     new = backend._tokenizer.decode(out[0, n:], skip_special_tokens=True).strip()
     assert answer == new
     assert context.system not in answer
+
+
+@pytest.mark.parametrize("max_tokens", [1, 6])
+def test_caption_is_free_text_within_max_tokens(
+        backend: TransformersBackend, perception: tuple[list[Keyframe], list[LogLine]],
+        spy: Spy, max_tokens: int) -> None:
+    keyframes, _ = perception
+    per = [kf for kf in keyframes if kf.reason == "periodic"]
+    requests = caption_requests(per[0].track_id, per, [], (0.0, 2.4), k=2, max_frames=2,
+                                max_fps=2.0)
+    request = next(r for r in requests if r is not None)
+    assert 1 <= len(request.images) <= 2 and request.labels == ()
+    model = backend._model
+    captured: dict[str, Any] = {}
+    original = model.generate
+
+    def generate(**kwargs: Any) -> Any:
+        out = original(**kwargs)
+        captured["new"] = out.shape[-1] - kwargs["input_ids"].shape[-1]
+        return out
+
+    model.generate = generate
+    try:
+        text = run(backend.caption(request, max_tokens=max_tokens))
+    finally:
+        del model.generate
+    assert isinstance(text, str) and text == text.strip()
+    assert 1 <= captured["new"] <= max_tokens
+    (call,) = spy.calls
+    assert call["text"] == [backend.prompt_text(request)]
+    assert CAPTION_PROMPT in call["text"][0] and len(call["images"]) == len(request.images)
+    assert strict_retry_prompt(DFEW7) not in call["text"][0]
 
 
 def test_strict_adds_retry_text(backend: TransformersBackend, context: VlmContext,

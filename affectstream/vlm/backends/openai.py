@@ -8,7 +8,8 @@ data URLs (quality 90, in the context's order; the question is the last part) af
 prompt, and asks for the emotion JSON with ``response_format`` of type ``json_schema`` (strict).
 A server that rejects that (HTTP 400/422 naming ``response_format``/``json_schema``) is asked
 again with ``{"type": "json_object"}``, then with no ``response_format``; the first that works
-is kept for the rest of the session.
+is kept for the rest of the session. ``caption`` sends a caption context the same way, as free
+text (no ``response_format``) with its own ``max_tokens``.
 
 ``score`` asks for one token (the question replaced by "Answer with one word from: …") with
 ``logprobs`` and ``top_logprobs=20``, plus vLLM's ``guided_choice`` (dropped for the session
@@ -169,6 +170,17 @@ class OpenAIBackend:
                 self._downgrade(level, self._excerpt(resp))
                 continue
             return self._message_content(self._json(resp))
+
+    async def caption(self, context: VlmContext, *, max_tokens: int) -> str:
+        """Free text (a motion caption): no ``response_format``; retries, timeouts and
+        redaction as for :meth:`generate`."""
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be ≥ 1, got {max_tokens}")
+        user = await asyncio.to_thread(user_content, context.parts)
+        messages: list[dict[str, Any]] = [{"role": "system", "content": context.system},
+                                          {"role": "user", "content": user}]
+        resp = await self._post(self._body(messages, max_tokens, self._temperature))
+        return self._message_content(self._json(resp)).strip()
 
     async def score(self, context: VlmContext) -> dict[str, float]:
         labels = _labels(context)

@@ -11,6 +11,7 @@ template places the image placeholders and the processor expands them to the mod
 tokens, fed the keyframes as PIL images in the same order.
 
 * ``generate``: greedy decoding of up to ``max_new_tokens``; only the new tokens are decoded.
+* ``caption``: the same on a caption context, with its own token limit (free text).
 * ``score``: exact label log-likelihoods by teacher forcing, on the scoring prompt (the JSON
   question replaced by "Answer with one word from: …", as the openai backend asks). One
   forward pass over the prompt (ending with the assistant's generation prompt) gives the first
@@ -323,21 +324,31 @@ class TransformersBackend:
         return await asyncio.to_thread(locked)
 
     async def generate(self, context: VlmContext, *, strict: bool = False) -> str:
-        def work() -> str:
-            inputs = self._inputs(context, self.prompt_text(context, strict=strict))
-            config = copy.deepcopy(self._model.generation_config)
-            config.do_sample = False
-            config.num_beams = 1
-            config.temperature = config.top_p = config.top_k = None
-            config.max_new_tokens = self.max_new_tokens
-            config.max_length = None
-            if config.pad_token_id is None:
-                config.pad_token_id = config.eos_token_id if not isinstance(
-                    config.eos_token_id, list) else config.eos_token_id[0]
-            out = self._model.generate(**inputs, generation_config=config)
-            new = out[0, inputs["input_ids"].shape[-1]:]
-            return str(self._tokenizer.decode(new, skip_special_tokens=True)).strip()
-        return await self._run("generate", work)
+        return await self._run("generate", lambda: self._greedy(
+            context, self.prompt_text(context, strict=strict), self.max_new_tokens))
+
+    async def caption(self, context: VlmContext, *, max_tokens: int) -> str:
+        """Greedy free text of at most ``max_tokens`` new tokens (a motion caption)."""
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be ≥ 1, got {max_tokens}")
+        return await self._run("caption", lambda: self._greedy(
+            context, self.prompt_text(context), max_tokens))
+
+    def _greedy(self, context: VlmContext, prompt: str, max_new_tokens: int) -> str:
+        """Greedy decoding of up to ``max_new_tokens``; only the new tokens are decoded."""
+        inputs = self._inputs(context, prompt)
+        config = copy.deepcopy(self._model.generation_config)
+        config.do_sample = False
+        config.num_beams = 1
+        config.temperature = config.top_p = config.top_k = None
+        config.max_new_tokens = max_new_tokens
+        config.max_length = None
+        if config.pad_token_id is None:
+            config.pad_token_id = config.eos_token_id if not isinstance(
+                config.eos_token_id, list) else config.eos_token_id[0]
+        out = self._model.generate(**inputs, generation_config=config)
+        new = out[0, inputs["input_ids"].shape[-1]:]
+        return str(self._tokenizer.decode(new, skip_special_tokens=True)).strip()
 
     async def score(self, context: VlmContext) -> dict[str, float]:
         if not context.labels:
