@@ -10,6 +10,7 @@ and ends its tracks, and every message already produced is published before the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import signal
@@ -22,9 +23,10 @@ from typing import Any
 
 from affectstream import models
 from affectstream.config import Config
-from affectstream.errors import AffectStreamError
+from affectstream.errors import AffectStreamError, ModelError
 from affectstream.publish import messages
 from affectstream.publish.sinks import Fanout, parse_sink
+from affectstream.specialist.estimator import SpecialistEmotionEstimator
 from affectstream.stats import RunStats
 from affectstream.stream.capture import CaptureThread
 from affectstream.stream.perception import FrameResult, Perception
@@ -33,6 +35,7 @@ from affectstream.stream.sources import FileSource, VideoSource, open_source
 from affectstream.types import Burst, EmotionUpdate
 from affectstream.vlm.backend import VlmBackend
 from affectstream.vlm.calibration import Calibrator, EmotionSmoother
+from affectstream.vlm.captions import caption_config
 from affectstream.vlm.facs import FacsEmotionEstimator
 from affectstream.vlm.labels import LABEL_SETS
 from affectstream.vlm.scheduler import VlmScheduler
@@ -59,7 +62,21 @@ def resolve_models(cfg: Config) -> dict[str, Path]:
     if cfg.landmarks.enabled:
         paths["face-landmarker"] = models.resolve_from_config(
             "face-landmarker", cfg.models, cfg.landmarks.model_path)
+    if cfg.specialist.enabled:
+        paths["specialist"] = _specialist_path(cfg)
     return paths
+
+
+def _specialist_path(cfg: Config) -> Path:
+    """``specialist.model_path`` as given (no registry checksum to hold it to), else the
+    registry model named by ``specialist.model``."""
+    path = cfg.specialist.model_path
+    if path is None:
+        return models.resolve_from_config(cfg.specialist.model, cfg.models)
+    if not path.expanduser().is_file():
+        raise ModelError(f"specialist.model_path {path} does not exist; fix the path or unset "
+                         f"it to use the registry model {cfg.specialist.model}")
+    return path.expanduser()
 
 
 def demo_clip_path(cfg: Config, landmarker: Path) -> Path:
@@ -150,12 +167,22 @@ class Runner:
         self._keep_bursts = keep_bursts
         self.summary = RunSummary()
         self._labels = LABEL_SETS[cfg.vlm.labels]
-        self._emotions = FacsEmotionEstimator(cfg.camera_id, self._labels, cfg.vlm.period_s,
-                                              cfg.vlm.min_interval_s)
+        self._emotions: FacsEmotionEstimator | SpecialistEmotionEstimator = FacsEmotionEstimator(
+            cfg.camera_id, self._labels, cfg.vlm.period_s, cfg.vlm.min_interval_s)
         self._latest: dict[int, EmotionUpdate] = {}
         self._vlm: VlmBackend | None = None
+        self._captioner: VlmBackend | None = None
         self._calibrator: Calibrator | None = None
         self._scheduler: VlmScheduler | None = None
+        self._stop: Callable[[], None] | None = None
+
+    def request_stop(self) -> None:
+        """Stop the source as ``--max-seconds`` does (thread-safe; no-op before the run starts
+        or after it ended). Everything already captured is still processed and published."""
+        stop = self._stop
+        if stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
+                stop()
 
     async def run(self) -> RunSummary:
         cfg = self.cfg
@@ -165,11 +192,16 @@ class Runner:
         cfg, source = prepare_source(cfg, model_paths)
         try:
             still = isinstance(source, FileSource) and source.is_still
+            cfg = caption_config(cfg)  # captions need denser periodic keyframes from perception
             perception = Perception(cfg, model_paths, source.fps, secrets.token_hex(3),
                                     still_image=still)
         except BaseException:
             source.close()
             raise
+        if perception.specialist is not None:  # it replaces the FACS rules as the fallback
+            self._emotions = SpecialistEmotionEstimator(
+                cfg.camera_id, self._labels, perception.specialist.name, cfg.vlm.period_s,
+                cfg.vlm.min_interval_s)
         capture = CaptureThread(source, queue_size=cfg.source.queue_size,
                                 policy=cfg.source.drop_policy, realtime=cfg.source.realtime)
         try:
@@ -178,25 +210,30 @@ class Runner:
         except BaseException:
             perception.close()
             source.close()
-            if self._vlm is not None:
-                await self._vlm.close()
+            await self._close_vlm()
             raise
         try:
             return await self._run(cfg, capture, perception, fanout)
         finally:
             perception.close()
-            if self._vlm is not None:
-                await self._vlm.close()
+            await self._close_vlm()
             await fanout.close()
 
     async def _start_vlm(self, cfg: Config) -> None:
         if cfg.vlm.type == "none":
             return
-        from affectstream.vlm.factory import calibrator_for, make_backend
+        from affectstream.vlm.factory import calibrator_for, make_backend, start_captioner
 
         self._vlm = make_backend(cfg.vlm)
         await self._vlm.start()
+        self._captioner = await start_captioner(cfg.vlm, self._vlm)
         self._calibrator = await calibrator_for(cfg.vlm, self._vlm, self._labels)
+
+    async def _close_vlm(self) -> None:
+        if self._captioner is not None and self._captioner is not self._vlm:
+            await self._captioner.close()
+        if self._vlm is not None:
+            await self._vlm.close()
 
     def run_sync(self) -> RunSummary:
         return asyncio.run(self.run())
@@ -214,7 +251,8 @@ class Runner:
 
             self._scheduler = VlmScheduler(
                 self._vlm, cfg.vlm, self._labels, cam, publish_emotion, self._calibrator,
-                EmotionSmoother(cfg.vlm.smoothing_tau_s))
+                EmotionSmoother(cfg.vlm.smoothing_tau_s), captioner=self._captioner,
+                keyframe_fps=cfg.keyframes.periodic_fps)
             stats.vlm = self._scheduler.stats
         await fanout.publish(messages.availability(cam, True))
         capture.start()
@@ -222,6 +260,11 @@ class Runner:
                                   name="affectstream-perception", daemon=True)
         worker.start()
         stop = self._install_stops(loop, capture, cfg.max_seconds)
+
+        def stop_from_any_thread() -> None:
+            loop.call_soon_threadsafe(lambda: loop.run_in_executor(None, capture.stop))
+
+        self._stop = stop_from_any_thread
         ticker = asyncio.create_task(self._stats_ticker(fanout, stats, cfg.stats_interval_s))
         error: BaseException | None = None
         try:
@@ -233,6 +276,7 @@ class Runner:
         finally:
             ticker.cancel()
             bridge.close()
+            self._stop = None
             stop()
             await loop.run_in_executor(None, capture.stop)
             worker.join(timeout=10)

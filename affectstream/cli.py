@@ -54,6 +54,12 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--source", required=True, help="video file")
     bench.add_argument("--frames", type=int, help="frames to process (loops the file)")
     bench.add_argument("--json", action="store_true", help="print JSON")
+    bench.add_argument("--pipeline", choices=["perception", "full"],
+                       help="perception alone (default without a VLM) or the whole run "
+                       "pipeline with its emotion stage (default with --vlm-backend)")
+    bench.add_argument("--vlm-backend", choices=["none", "transformers", "openai"])
+    bench.add_argument("--vlm-model", help="VLM model id or local directory")
+    bench.add_argument("--vlm-url", help="OpenAI-compatible server URL")
 
     models = sub.add_parser("models", help="model registry")
     msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -145,12 +151,20 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from affectstream.stream.offline import bench_file
 
     cfg = _load(args)
-    report = bench_file(cfg, resolve_models(cfg), Path(args.source), args.frames)
+    pipeline = args.pipeline or ("full" if cfg.vlm.type != "none" else "perception")
+    if pipeline == "full":
+        from affectstream.benchmark import bench_pipeline
+
+        report = bench_pipeline(cfg, Path(args.source), args.frames or 300)
+    else:
+        report = bench_file(cfg, resolve_models(cfg), Path(args.source), args.frames)
     if args.json:
         print(json.dumps(report))
     else:
         print(f"{report['frames']} frames, {report['fps']} fps, providers "
-              f"{', '.join(report['providers'])}")
+              f"{', '.join(report['providers'])}"
+              + (f", full pipeline, emotions from {report['emotion_source']}"
+                 if pipeline == "full" else ""))
         for stage, pct in {**report["stages_ms"], "end_to_end": report["end_to_end_ms"]}.items():
             print(f"  {stage:<12} p50 {pct['p50']:7.2f} ms   p95 {pct['p95']:7.2f} ms")
     return 0

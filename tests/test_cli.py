@@ -277,6 +277,20 @@ def test_bench_json(media_dir: Path, model_paths: dict[str, Path]) -> None:
     assert "CPUExecutionProvider" in report["providers"]
 
 
+def test_bench_full_pipeline_counts_exactly_the_frames_asked_for(
+        tmp_path: Path, media_dir: Path, model_paths: dict[str, Path]) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("specialist:\n  enabled: true\n", encoding="utf-8")
+    report = main_json("bench", "--source", str(media_dir / "single_face.mp4"), "--json",
+                       "--frames", "90", "--pipeline", "full", "--config", str(config))
+    assert report["pipeline"] == "full" and report["emotion_source"] == "specialist"
+    assert report["frames"] == 90 and report["fps"] > 0  # the 72-frame clip looped
+    assert report["faces"] >= 85
+    assert report["stages_ms"]["classify"]["p95"] > 0
+    assert 0 < report["end_to_end_ms"]["p50"] <= report["end_to_end_ms"]["p95"]
+    assert report["vlm"]["calls"] == 0
+
+
 # -- config and models --------------------------------------------------------------------------
 
 

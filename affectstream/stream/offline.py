@@ -111,7 +111,7 @@ def spot_file(cfg: Config, model_paths: dict[str, Path], path: Path) -> SpotResu
     return result
 
 
-def _pct(values: list[float]) -> dict[str, float]:
+def percentiles(values: list[float]) -> dict[str, float]:
     arr = np.asarray(values or [0.0], np.float64)
     return {"p50": round(float(np.percentile(arr, 50)), 3),
             "p95": round(float(np.percentile(arr, 95)), 3)}
@@ -147,7 +147,7 @@ def bench_file(cfg: Config, model_paths: dict[str, Path], path: Path, frames: in
         "warmup_frames": warmup,
         "faces": faces,
         "bursts": bursts,
-        "stages_ms": {s: _pct(v) for s, v in stage_ms.items()},
-        "end_to_end_ms": _pct(e2e),
+        "stages_ms": {s: percentiles(v) for s, v in stage_ms.items()},
+        "end_to_end_ms": percentiles(e2e),
         "providers": pick_providers(cfg.detector.providers),
     }

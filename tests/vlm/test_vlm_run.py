@@ -103,3 +103,37 @@ def test_transformers_backend_end_to_end_with_scoring_and_calibration(
         assert set(e["probs"]) == set(DFEW7)
         assert math.isclose(sum(e["probs"].values()), 1.0, abs_tol=1e-3)
     assert [ln for ln in lines if ln["topic"].endswith("/bursts")]
+
+
+def test_specialist_probabilities_reach_the_vlm_next_to_their_keyframes(
+        tmp_path: Path, media_dir: Path, model_paths: dict[str, Path]) -> None:
+    sent: dict[bool, str] = {}
+    for to_vlm in (True, False):
+        config = tmp_path / f"c{to_vlm}.yaml"
+        config.write_text("specialist:\n  enabled: true\n"
+                          f"  to_vlm: {str(to_vlm).lower()}\n", encoding="utf-8")
+        with OpenAIServer() as server:
+            lines, _ = _run(tmp_path, media_dir, server, "--config", str(config), seconds="5")
+            sent[to_vlm] = json.dumps([r.body for r in server.chat_requests],
+                                      ensure_ascii=False)
+        emotions = [ln["payload"] for ln in lines if ln["topic"].endswith("/emotion")]
+        assert emotions and all(e["source"] == "vlm" for e in emotions)  # the VLM still decides
+    assert "(expression classifier on this frame: happiness" in sent[True]
+    assert "neutral" in sent[True].split("expression classifier on this frame: ")[1][:40]
+    assert "expression classifier" not in sent[False]
+
+
+def test_bench_measures_the_pipeline_with_the_vlm_stage(
+        media_dir: Path, model_paths: dict[str, Path]) -> None:
+    with OpenAIServer() as server:
+        proc = cli("bench", "--source", str(media_dir / "single_face.mp4"), "--frames", "150",
+                   "--vlm-backend", "openai", "--vlm-url", server.url, "--json",
+                   cwd=media_dir)
+        served = len(server.chat_requests)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["pipeline"] == "full" and report["emotion_source"] == "vlm (openai)"
+    assert report["frames"] == 150 and report["fps"] > 0
+    assert report["vlm"]["calls"] >= 1 and report["vlm"]["failures"] == 0
+    assert served >= report["vlm"]["calls"]
+    assert report["vlm"]["prompt_tokens_mean"] > 0
