@@ -24,6 +24,7 @@ from typing import Any
 from affectstream import models
 from affectstream.config import Config
 from affectstream.errors import AffectStreamError, ModelError
+from affectstream.labels import LABEL_SETS
 from affectstream.publish import messages
 from affectstream.publish.sinks import Fanout, parse_sink
 from affectstream.specialist.estimator import SpecialistEmotionEstimator
@@ -37,7 +38,6 @@ from affectstream.vlm.backend import VlmBackend
 from affectstream.vlm.calibration import Calibrator, EmotionSmoother
 from affectstream.vlm.captions import caption_config
 from affectstream.vlm.facs import FacsEmotionEstimator
-from affectstream.vlm.labels import LABEL_SETS
 from affectstream.vlm.scheduler import VlmScheduler
 
 log = logging.getLogger("affectstream")

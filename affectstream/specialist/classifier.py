@@ -4,7 +4,7 @@ Any model with one image input and one score vector out works; what it expects (
 order, layout, normalisation) comes from the config, read from the model's input shape where
 the config leaves it open, or from a :data:`PRESETS` entry for registry models. The model's
 classes are mapped onto the run's label set by name and synonym
-(:func:`~affectstream.vlm.labels.canonical_label`): a class without a counterpart is dropped and
+(:func:`~affectstream.labels.canonical_label`): a class without a counterpart is dropped and
 the rest renormalised, a label the model lacks gets 0. Crops are the aligned colour face crops
 perception already makes (the keyframe crops), so classifying costs one small inference.
 """
@@ -24,8 +24,8 @@ import onnxruntime as ort
 from affectstream.config import SpecialistConfig
 from affectstream.detectors.face import pick_providers
 from affectstream.errors import ConfigError, ModelError
+from affectstream.labels import canonical_label
 from affectstream.types import FloatArray, Image
-from affectstream.vlm.labels import canonical_label
 
 log = logging.getLogger("affectstream.specialist")
 

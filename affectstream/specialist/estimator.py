@@ -12,8 +12,8 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from affectstream.labels import valence_arousal
 from affectstream.types import Burst, EmotionUpdate, Face
-from affectstream.vlm.labels import valence_arousal
 
 
 @dataclass(slots=True)

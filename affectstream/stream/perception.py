@@ -26,6 +26,7 @@ from affectstream.detectors.motion import RegionMotion
 from affectstream.detectors.spotter import BurstSpotter, RawBurst, Sample
 from affectstream.detectors.textlog import RollingLog
 from affectstream.detectors.tracker import FaceTracker, Track
+from affectstream.labels import LABEL_SETS
 from affectstream.specialist.classifier import ExpressionClassifier, load_classifier
 from affectstream.types import (
     Burst,
@@ -38,7 +39,6 @@ from affectstream.types import (
     LogLine,
     TrackEvent,
 )
-from affectstream.vlm.labels import LABEL_SETS
 
 STAGES = ("detect", "track", "landmarks", "align", "classify", "spot", "describe")
 

@@ -190,7 +190,7 @@ class EmotionSmoother:
     (``dt = 0``) leaves the state unchanged. The first update of a track, an update whose
     labels differ from the state's, and stream time going backwards (a restarted stream) reset
     the state to the new distribution. The smoothed label is the argmax of the result
-    (:func:`affectstream.vlm.labels.top_label`).
+    (:func:`affectstream.labels.top_label`).
     """
 
     def __init__(self, tau_s: float) -> None:

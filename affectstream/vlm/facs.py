@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from affectstream.detectors import facs
+from affectstream.labels import valence_arousal
 from affectstream.types import Burst, EmotionUpdate, Face
-from affectstream.vlm.labels import valence_arousal
 
 MODEL = "facs-rules/1"
 

@@ -12,7 +12,7 @@ and says so (``repaired=True``, with the list in ``repairs``):
   commas, unquoted keys, Python literals (``True``/``None``), curly quotes;
 - key names by alias and case (``Emotion`` → label, ``probabilities`` → probs, …);
 - label words by case, whitespace and synonyms (``"Happy"`` → happiness, ``"scared"`` → fear,
-  ``"calm"`` → neutral; see :mod:`affectstream.vlm.labels`), both for ``label`` and for the keys
+  ``"calm"`` → neutral; see :mod:`affectstream.labels`), both for ``label`` and for the keys
   of ``probs``; MAFW-only words fold onto DFEW labels when the set has only those;
 - ``probs``: unknown keys dropped, missing labels 0, negative or non-numeric values 0,
   a sum other than 1 renormalised; when ``probs`` is missing, the stated label gets the
@@ -21,7 +21,7 @@ and says so (``repaired=True``, with the list in ``repairs``):
 - ``label`` missing, unknown, or not the argmax of ``probs`` → the argmax. The distribution is
   what calibration and smoothing act on, so the published label must agree with it;
 - ``valence``/``arousal``/``confidence`` out of range → clipped; ``valence``/``arousal``
-  missing → :func:`~affectstream.vlm.labels.valence_arousal` of the probabilities;
+  missing → :func:`~affectstream.labels.valence_arousal` of the probabilities;
   ``confidence`` missing → the largest probability; ``rationale`` missing → empty;
 - a bare label word as the whole answer (``"Happy."``, ``"Emotion: fear"``) → one-hot.
 
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from affectstream.errors import AffectStreamError
-from affectstream.vlm.labels import canonical_label, normalise_word, valence_arousal
+from affectstream.labels import canonical_label, normalise_word, valence_arousal
 
 _ALIASES: dict[str, tuple[str, ...]] = {
     "label": ("label", "emotion", "predicted_label", "prediction", "predicted_emotion", "class",

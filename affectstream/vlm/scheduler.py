@@ -30,12 +30,12 @@ import numpy as np
 
 from affectstream.config import VlmConfig
 from affectstream.errors import AffectStreamError
+from affectstream.labels import valence_arousal
 from affectstream.types import Burst, EmotionUpdate, Keyframe, LogLine
 from affectstream.vlm.backend import BackendError, VlmBackend
 from affectstream.vlm.calibration import Calibrator, EmotionSmoother
 from affectstream.vlm.captions import caption_requests, clean_caption
 from affectstream.vlm.context import Caption, VlmContext, build_context
-from affectstream.vlm.labels import valence_arousal
 from affectstream.vlm.parsing import parse_emotion
 
 log = logging.getLogger("affectstream.vlm")

@@ -14,8 +14,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from affectstream.config import SpecialistConfig
 from affectstream.errors import ConfigError, ModelError
+from affectstream.labels import LABEL_SETS
 from affectstream.specialist.classifier import ExpressionClassifier, label_map
-from affectstream.vlm.labels import LABEL_SETS
 
 DFEW = LABEL_SETS["dfew7"]
 FERPLUS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from affectstream.labels import LABEL_SETS
 from affectstream.specialist.estimator import SpecialistEmotionEstimator
 from affectstream.types import Burst, Face
-from affectstream.vlm.labels import LABEL_SETS
 
 LABELS = LABEL_SETS["dfew7"]
 

@@ -14,9 +14,9 @@ from schemas import schema_errors
 
 from affectstream.app import resolve_models
 from affectstream.config import Config, SourceConfig, SpecialistConfig
+from affectstream.labels import DFEW7
 from affectstream.stream.perception import Perception
 from affectstream.stream.sources import open_source
-from affectstream.vlm.labels import DFEW7
 
 
 def test_perception_classifies_every_nth_frame_and_every_keyframe(

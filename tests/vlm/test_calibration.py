@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from affectstream.errors import ConfigError
+from affectstream.labels import DFEW7, top_label
 from affectstream.vlm.calibration import (
     ContextualCalibration,
     EmotionSmoother,
@@ -15,7 +16,6 @@ from affectstream.vlm.calibration import (
     TableCalibration,
     make_calibrator,
 )
-from affectstream.vlm.labels import DFEW7, top_label
 
 UNIFORM = {k: 1 / 7 for k in DFEW7}
 # a content-free prior biased 0.6 to neutral, the rest spread evenly (0.4 / 6 each)

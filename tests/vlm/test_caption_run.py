@@ -14,7 +14,7 @@ import pytest
 from cli_helpers import cli, cli_env, read_jsonl
 from openai_server import CAPTION, OpenAIServer
 
-from affectstream.vlm.labels import DFEW7
+from affectstream.labels import DFEW7
 
 CAPTION_FRAMES = 3
 _INTRO = re.compile(r"^(\d+) frames? at ([\d., ]+) s, between keyframes at ([\d.]+) s and "

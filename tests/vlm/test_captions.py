@@ -19,6 +19,7 @@ from openai_server import CAPTION, OpenAIServer, is_caption
 from affectstream.config import Config, VlmConfig
 from affectstream.detectors.textlog import estimate_tokens
 from affectstream.errors import ConfigError
+from affectstream.labels import DFEW7
 from affectstream.stream.offline import perceive_file
 from affectstream.types import EmotionUpdate, Keyframe, LogLine
 from affectstream.vlm.backend import BackendError, VlmBackend
@@ -42,7 +43,6 @@ from affectstream.vlm.context import (
     default_image_tokens,
 )
 from affectstream.vlm.factory import make_captioner, start_captioner
-from affectstream.vlm.labels import DFEW7
 from affectstream.vlm.prompts import CAPTION_PROMPT, CAPTION_QUESTION
 from affectstream.vlm.scheduler import VlmScheduler, mirror_size
 

@@ -10,9 +10,9 @@ import pytest
 from cli_helpers import cli, read_jsonl
 
 from affectstream.detectors import facs
+from affectstream.labels import DFEW7, MAFW11
 from affectstream.types import ActionUnit, Burst, Face
 from affectstream.vlm.facs import PROTOTYPES, FacsEmotionEstimator, rule_probs
-from affectstream.vlm.labels import DFEW7, MAFW11
 
 # Blendshape values that produce each AU (see affectstream.detectors.facs.BLENDSHAPE_AU).
 SMILE = {"cheekSquintLeft": 0.5, "cheekSquintRight": 0.5,

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from affectstream.errors import AffectStreamError
-from affectstream.vlm.labels import AFFECT, DFEW7, MAFW11, valence_arousal
+from affectstream.labels import AFFECT, DFEW7, MAFW11, valence_arousal
 from affectstream.vlm.parsing import (
     OutputError,
     ParsedEmotion,

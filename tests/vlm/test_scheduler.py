@@ -10,10 +10,10 @@ import numpy as np
 from openai_server import OpenAIServer, error, hang
 
 from affectstream.config import VlmConfig
+from affectstream.labels import DFEW7
 from affectstream.types import EmotionUpdate, Keyframe
 from affectstream.vlm.backends.openai import OpenAIBackend
 from affectstream.vlm.calibration import EmotionSmoother, NoCalibration
-from affectstream.vlm.labels import DFEW7
 from affectstream.vlm.scheduler import VlmScheduler
 
 CROP = np.full((224, 224, 3), 90, np.uint8)

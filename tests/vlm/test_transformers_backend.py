@@ -22,13 +22,13 @@ from tiny_vlm import IMAGE_MARKUP, build_tiny_vlm, torchvision_works
 
 from affectstream.config import Config
 from affectstream.errors import ConfigError, ModelError
+from affectstream.labels import DFEW7
 from affectstream.stream.offline import perceive_file
 from affectstream.types import Keyframe, LogLine
 from affectstream.vlm.backend import BackendError, VlmBackend
 from affectstream.vlm.backends.transformers import TransformersBackend
 from affectstream.vlm.captions import caption_requests
 from affectstream.vlm.context import ImagePart, TextPart, VlmContext, build_context
-from affectstream.vlm.labels import DFEW7
 from affectstream.vlm.parsing import strict_retry_prompt
 from affectstream.vlm.prompts import CAPTION_PROMPT, SCORE_SYSTEM_SUFFIX, score_question
 

@@ -12,7 +12,7 @@ from typing import Any
 from cli_helpers import cli, cli_env, read_jsonl
 from openai_server import OpenAIServer, error, garbage, hang
 
-from affectstream.vlm.labels import DFEW7
+from affectstream.labels import DFEW7
 
 
 def _run(tmp_path: Path, media_dir: Path, server: OpenAIServer, *extra: str,

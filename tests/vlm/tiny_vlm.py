@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from affectstream.vlm.labels import LABEL_SETS
+from affectstream.labels import LABEL_SETS
 from affectstream.vlm.parsing import strict_retry_prompt
 from affectstream.vlm.prompts import SYSTEM_PROMPT, question
 

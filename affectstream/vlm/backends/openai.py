@@ -40,10 +40,10 @@ import cv2
 import httpx
 
 from affectstream.errors import ConfigError
+from affectstream.labels import canonical_label
 from affectstream.urls import redact_url
 from affectstream.vlm.backend import BackendError, ScoringUnsupported
 from affectstream.vlm.context import ImagePart, Part, TextPart, VlmContext
-from affectstream.vlm.labels import canonical_label
 from affectstream.vlm.parsing import json_schema, strict_retry_prompt
 from affectstream.vlm.prompts import SCORE_SYSTEM_SUFFIX, score_question
 

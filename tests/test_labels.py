@@ -1,4 +1,4 @@
-"""Label sets, synonyms and circumplex coordinates (affectstream.vlm.labels)."""
+"""Label sets, synonyms and circumplex coordinates (affectstream.labels)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 
 from affectstream.errors import ConfigError
-from affectstream.vlm.labels import (
+from affectstream.labels import (
     AFFECT,
     DFEW7,
     LABEL_SETS,
