@@ -14,15 +14,14 @@ cheap; they are a fallback, not an emotion recogniser.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from affectstream.detectors import facs
-from affectstream.labels import valence_arousal
-from affectstream.types import Burst, EmotionUpdate, Face
+from affectstream.types import Face
+from affectstream.windows import Window, WindowedEstimator
 
 MODEL = "facs-rules/1"
 
@@ -80,16 +79,14 @@ def rule_probs(evidence: dict[int, float], labels: Sequence[str]) -> tuple[dict[
 
 
 @dataclass(slots=True)
-class _TrackWindow:
-    start_s: float
+class _TrackWindow(Window):
     rest: dict[int, float] = field(default_factory=dict)
+    """Each AU's resting level; it carries over from window to window."""
     sums: dict[int, float] = field(default_factory=dict)
-    frames: int = 0
-    bursts: list[str] = field(default_factory=list)
-    last_update_s: float | None = None
-    last_seen_s: float = 0.0
+    last_seen_s: float | None = None
 
-    def add(self, pts_s: float, intensities: dict[int, float], dt: float) -> None:
+    def add(self, pts_s: float, intensities: dict[int, float]) -> None:
+        dt = max(1e-3, pts_s - self.last_seen_s) if self.last_seen_s is not None else 1 / 30
         alpha = 1 - math.exp(-dt / _REST_TAU_S)
         for au, value in intensities.items():
             self.sums[au] = self.sums.get(au, 0.0) + value
@@ -97,71 +94,30 @@ class _TrackWindow:
             # Down at once, up slowly: the face's most relaxed state is its resting level, so
             # a face that first appears smiling still has its smile counted once it relaxes.
             self.rest[au] = value if value < rest else rest + alpha * (value - rest)
-        self.frames += 1
         self.last_seen_s = pts_s
 
     def evidence(self) -> dict[int, float]:
+        """Mean AU intensity over the window's frames above the resting level (frames ≥ 1)."""
         return {au: max(0.0, total / self.frames - self.rest.get(au, 0.0))
                 for au, total in self.sums.items()}
 
-    def reset(self, start_s: float) -> None:
-        self.start_s, self.sums, self.frames, self.bursts = start_s, {}, 0, []
 
+class FacsEmotionEstimator(WindowedEstimator[_TrackWindow]):
+    """Emotion updates from the rules over each window's AU evidence (``source: facs``)."""
 
-def _intensities(face: Face) -> dict[int, float]:
-    return {u.au: u.intensity for u in face.action_units if u.au != 45}
+    source = "facs"
+    model = MODEL
 
+    def _window(self, start_s: float, previous: _TrackWindow | None) -> _TrackWindow:
+        if previous is None:
+            return _TrackWindow(start_s)
+        return _TrackWindow(start_s, rest=previous.rest, last_seen_s=previous.last_seen_s)
 
-class FacsEmotionEstimator:
-    """Per-track update windows in stream time: an update every ``period_s``, or sooner after a
-    burst (at least ``min_interval_s`` after the previous one)."""
+    def _add(self, win: _TrackWindow, face: Face) -> bool:
+        if not face.action_units:
+            return False
+        win.add(face.pts_s, {u.au: u.intensity for u in face.action_units if u.au != 45})
+        return True
 
-    def __init__(self, camera: str, labels: Sequence[str], period_s: float,
-                 min_interval_s: float) -> None:
-        self._camera = camera
-        self._labels = tuple(labels)
-        self._period = period_s
-        self._min_interval = min_interval_s
-        self._tracks: dict[int, _TrackWindow] = {}
-
-    def observe(self, pts_s: float, faces: Sequence[Face], bursts: Iterable[Burst],
-                ended: Iterable[int] = ()) -> list[EmotionUpdate]:
-        for face in faces:
-            if not face.action_units:
-                continue
-            win = self._tracks.setdefault(face.track_id, _TrackWindow(pts_s))
-            dt = max(1e-3, pts_s - win.last_seen_s) if win.frames else 1 / 30
-            win.add(pts_s, _intensities(face), dt)
-        for burst in bursts:
-            if burst.track_id in self._tracks:
-                self._tracks[burst.track_id].bursts.append(burst.id)
-        updates = [u for track_id, win in list(self._tracks.items())
-                   if (u := self._maybe_update(track_id, win, pts_s)) is not None]
-        for track_id in ended:
-            self._tracks.pop(track_id, None)
-        return updates
-
-    def _maybe_update(self, track_id: int, win: _TrackWindow,
-                      pts_s: float) -> EmotionUpdate | None:
-        if win.frames == 0:
-            return None
-        since = pts_s - (win.last_update_s if win.last_update_s is not None else win.start_s)
-        due = pts_s - win.start_s >= self._period
-        early = bool(win.bursts) and since >= self._min_interval
-        if not (due or early):
-            return None
-        t0 = time.perf_counter()
-        probs, rationale = rule_probs(win.evidence(), self._labels)
-        label = max(probs, key=lambda k: probs[k])
-        valence, arousal = valence_arousal(probs)
-        update = EmotionUpdate(
-            camera=self._camera, track_id=track_id, ts=time.time(),
-            window_start_s=win.start_s, window_end_s=pts_s, label=label, probs=probs,
-            valence=valence, arousal=arousal, confidence=probs[label], rationale=rationale,
-            source="facs", model=MODEL, calibrated=False, keyframes_s=(),
-            bursts=tuple(win.bursts), latency_ms=(time.perf_counter() - t0) * 1000,
-            prompt_tokens=0,
-        )
-        win.last_update_s = pts_s
-        win.reset(pts_s)
-        return update
+    def _estimate(self, win: _TrackWindow) -> tuple[dict[str, float], str]:
+        return rule_probs(win.evidence(), self._labels)
