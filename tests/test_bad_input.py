@@ -79,6 +79,18 @@ CASES: dict[str, Case] = {
     "unknown-webcam": (
         lambda tmp, clip, sink: ["run", "--source", "97", "--sink", sink],
         ["97"]),
+    "specialist-model-missing": (
+        lambda tmp, clip, sink: ["run", "--config", str(_config(
+            tmp, "specialist: {enabled: true, model_path: /nonexistent/fer.onnx, "
+                 "labels: [happy, sad]}\n")), "--source", clip, "--sink", sink,
+            "--no-realtime"],
+        ["specialist.model_path", "/nonexistent/fer.onnx"]),
+    "specialist-model-not-onnx": (
+        lambda tmp, clip, sink: ["run", "--config", str(_config(
+            tmp, f"specialist: {{enabled: true, model_path: {_not_video(tmp)}, "
+                 "labels: [happy, sad]}\n")), "--source", clip, "--sink", sink,
+            "--no-realtime"],
+        ["specialist", "x.mp4"]),
     "unset-env-var": (
         lambda tmp, clip, sink: ["run", "--config",
                                  str(_config(tmp, f"camera_id: ${{{UNSET}}}\n")),

@@ -199,6 +199,9 @@ class ExpressionClassifier:
         self.model_labels = tuple(model_labels)
         self._map = label_map(self.model_labels, self.labels)
         self._output = cfg.output
+        # One gray crop now, so a model that rejects this input size or layout fails at
+        # start-up with one line instead of ending the run at the first face.
+        self.classify([np.full((self.pre.side, self.pre.side, 3), 128, np.uint8)])
 
     def classify(self, crops: Sequence[Image]) -> list[dict[str, float]]:
         """One probability mapping over :attr:`labels` per crop (each sums to 1)."""
@@ -207,9 +210,10 @@ class ExpressionClassifier:
         try:
             scores = self._session.run(None, {self._input: to_tensor(crops, self.pre)})[0]
         except Exception as exc:
+            first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
             raise ModelError(f"the specialist model failed on a {self.pre.side}-px batch "
-                             f"({type(exc).__name__}: {exc}); check specialist.input_size, "
-                             "color and layout") from exc
+                             f"({type(exc).__name__}: {first[:200]}); check "
+                             "specialist.input_size, color and layout") from exc
         scores = np.asarray(scores, np.float32).reshape(len(crops), -1)
         if scores.shape[1] != len(self.model_labels):
             raise ModelError(f"the specialist model output {scores.shape[1]} scores for "

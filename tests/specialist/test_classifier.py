@@ -150,3 +150,24 @@ def test_bad_models_and_settings_fail_with_one_line(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="cannot load the specialist model") as err:
         ExpressionClassifier(SpecialistConfig(model_path=junk, labels=["happy"]), junk, DFEW)
     assert "\n" not in str(err.value)
+
+
+def test_a_model_that_rejects_the_input_size_fails_at_load(tmp_path: Path) -> None:
+    # dynamic H×W, but the weights only fit 3×32×32 inputs: only running it tells
+    w = np.zeros((3 * 32 * 32, 2), np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["input"], ["flat"], axis=1),
+         helper.make_node("MatMul", ["flat", "w"], ["logits"])], "fixed",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2])],
+        initializer=[numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    path = tmp_path / "fixed.onnx"
+    onnx.save(model, str(path))
+    ExpressionClassifier(SpecialistConfig(model_path=path, labels=["happy", "sad"],
+                                          input_size=32), path, DFEW)
+    with pytest.raises(ModelError, match="input_size") as err:
+        ExpressionClassifier(SpecialistConfig(model_path=path, labels=["happy", "sad"],
+                                              input_size=48), path, DFEW)
+    assert "\n" not in str(err.value)
