@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from affectstream.errors import AffectStreamError
 from affectstream.labels import canonical_label, normalise_word, valence_arousal
+from affectstream.vlm.extraction import SPECIAL_TOKEN, bare_label, find_object, strip_thinking
 
 _ALIASES: dict[str, tuple[str, ...]] = {
     "label": ("label", "emotion", "predicted_label", "prediction", "predicted_emotion", "class",
@@ -52,16 +52,6 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "confidence": ("confidence", "certainty"),
     "rationale": ("rationale", "reason", "reasoning", "explanation", "justification"),
 }
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
-_SPECIAL_TOKEN = re.compile(r"<\|[^|<>]{1,40}\|>")
-_FENCE = re.compile(r"```[a-zA-Z]*\s*(.*?)```", re.DOTALL)
-_BARE_PREFIX = re.compile(
-    r"^(?:(?:final\s+)?answer|the\s+emotion\s+is|emotion\s+label|emotion|label|prediction)"
-    r"\s*(?:is)?\s*[:=\-]?\s*", re.IGNORECASE)
-_CURLY = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'"})
-_WORD = re.compile(r"[^\W\d]\w*")
-_CLOSER = re.compile(r"\s*(?:[}\]]|$)")
-_COLON = re.compile(r"\s*:")
 _EPS = 1e-3
 
 
@@ -89,12 +79,12 @@ def parse_emotion(text: str, labels: Sequence[str]) -> ParsedEmotion:
     """Parse and validate ``text`` against ``labels``; repair what has one sensible reading."""
     names = _check_labels(labels)
     repairs: list[str] = []
-    body = _SPECIAL_TOKEN.sub("", _strip_thinking(text)).strip()
+    body = SPECIAL_TOKEN.sub("", strip_thinking(text)).strip()
     if not body:
         raise OutputError("the VLM answer is empty (after removing any <think> block)")
-    obj = _find_object(body, repairs)
+    obj = find_object(body, repairs, _is_emotion)
     if obj is None:
-        label = _bare_label(body, names)
+        label = bare_label(body, names)
         if label is None:
             raise OutputError(f"the VLM answer has no JSON object and names no label of "
                               f"{', '.join(names)}: {_preview(body)}")
@@ -143,145 +133,11 @@ def strict_retry_prompt(labels: Sequence[str]) -> str:
     )
 
 
-# ------------------------------------------------------------------------ extraction
-
-
-def _strip_thinking(text: str) -> str:
-    text = _THINK.sub("", text)
-    low = text.lower()
-    if "</think>" in low:  # opening tag was part of the prompt (Qwen3-style templates)
-        text = text[low.rindex("</think>") + len("</think>"):]
-    elif "<think>" in low:  # reasoning cut off before its end: no answer after it
-        text = text[: low.index("<think>")]
-    return text
-
-
-def _find_object(body: str, repairs: list[str]) -> dict[str, Any] | None:
-    """The emotion object in ``body``: the whole text, a fenced block, or a balanced ``{…}``."""
-    whole = _loads(body)
-    if isinstance(whole, dict):
-        return whole
-    if isinstance(whole, list) and len(whole) == 1 and isinstance(whole[0], dict):
-        repairs.append("unwrapped a one-element list")
-        return whole[0]
-    fenced = [m.group(1) for m in _FENCE.finditer(body)]
-    first: dict[str, Any] | None = None
-    first_fixes: list[str] = []
-    for source in (*fenced, body):
-        for candidate, closed in _balanced_objects(source):
-            fixes = [] if closed else ["closed a truncated JSON object"]
-            obj = _loads(candidate)
-            if obj is None:
-                obj = _loads(_relax(candidate))
-                fixes.append("relaxed JSON syntax (quotes, commas, literals)")
-            if not isinstance(obj, dict):
-                continue
-            fixes.insert(0, "extracted the JSON object from surrounding text")
-            if _field(obj, "label") is not None or _field(obj, "probs") is not None:
-                repairs.extend(fixes)
-                return obj
-            if first is None:
-                first, first_fixes = obj, fixes
-    repairs.extend(first_fixes)
-    return first
-
-
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        return None
-
-
-def _balanced_objects(text: str) -> list[tuple[str, bool]]:
-    """Top-level ``{…}`` spans (string-aware), and a last one closed by us if left open."""
-    out: list[tuple[str, bool]] = []
-    stack: list[str] = []
-    start = 0
-    quote = ""
-    prev = ""  # last non-space character outside strings, to tell quotes from apostrophes
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if not stack:
-            if ch == "{":
-                stack, start, prev = ["}"], i, "{"
-        elif quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote:
-                quote, prev = "", ch
-        elif ch == '"' or (ch == "'" and prev in "{[,:"):
-            quote = ch
-        elif ch in "{[":
-            stack.append("}" if ch == "{" else "]")
-        elif ch in "}]":
-            if ch != stack[-1]:
-                stack = []  # mismatched: not JSON, look for the next "{"
-            else:
-                stack.pop()
-                if not stack:
-                    out.append((text[start:i + 1], True))
-        if not ch.isspace() and not quote:
-            prev = ch
-        i += 1
-    if stack:
-        tail = text[start:].rstrip().rstrip(",")
-        out.append((tail + quote + "".join(reversed(stack)), False))
-    return out
-
-
-def _relax(text: str) -> str:
-    """Single quotes → double, trailing commas dropped, bare keys quoted, Python literals."""
-    text = text.translate(_CURLY)
-    out: list[str] = []
-    quote = ""
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\" and i + 1 < len(text):
-                nxt = text[i + 1]
-                out.append("'" if nxt == "'" and quote == "'" else ch + nxt)
-                i += 2
-                continue
-            if ch == quote:
-                out.append('"')
-                quote = ""
-            else:
-                out.append('\\"' if ch == '"' else ch)
-        elif ch in "\"'":
-            quote = ch
-            out.append('"')
-        elif ch == ",":
-            if not _CLOSER.match(text, i + 1):
-                out.append(ch)
-        elif ch.isalpha() or ch == "_":
-            m = _WORD.match(text, i)
-            assert m is not None
-            word = m.group(0)
-            literal = {"True": "true", "False": "false", "None": "null"}.get(word, word)
-            out.append(f'"{word}"' if _COLON.match(text, i + len(word)) else literal)
-            i += len(word)
-            continue
-        else:
-            out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-def _bare_label(body: str, labels: tuple[str, ...]) -> str | None:
-    fenced = _FENCE.fullmatch(body.strip())
-    line = (fenced.group(1) if fenced else body).strip()
-    if "\n" in line or len(line) > 60:
-        return None
-    word = _BARE_PREFIX.sub("", normalise_word(line))
-    if len(word.split()) > 3:
-        return None
-    return canonical_label(word, labels)
-
-
 # ------------------------------------------------------------------------ validation
+
+
+def _is_emotion(obj: dict[str, Any]) -> bool:
+    return _field(obj, "label") is not None or _field(obj, "probs") is not None
 
 
 def _field(obj: dict[str, Any], name: str) -> tuple[str, Any] | None:
