@@ -30,8 +30,9 @@ from openai_server import (  # tests/vlm is on sys.path
 from affectstream.errors import ConfigError
 from affectstream.types import Keyframe, LogLine
 from affectstream.vlm.backend import BackendError, ScoringUnsupported, VlmBackend
-from affectstream.vlm.backends.openai import OpenAIBackend, label_logprobs
+from affectstream.vlm.backends.openai import OpenAIBackend
 from affectstream.vlm.context import ImagePart, TextPart, VlmContext, build_context
+from affectstream.vlm.logprobs import label_logprobs
 from affectstream.vlm.parsing import json_schema, parse_emotion, strict_retry_prompt
 from affectstream.vlm.prompts import question
 

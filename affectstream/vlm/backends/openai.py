@@ -30,7 +30,6 @@ import asyncio
 import base64
 import json
 import logging
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -40,10 +39,10 @@ import cv2
 import httpx
 
 from affectstream.errors import ConfigError
-from affectstream.labels import canonical_label
 from affectstream.urls import redact_url
 from affectstream.vlm.backend import BackendError, ScoringUnsupported
 from affectstream.vlm.context import ImagePart, Part, TextPart, VlmContext
+from affectstream.vlm.logprobs import TOP_LOGPROBS, label_logprobs, top_logprobs
 from affectstream.vlm.parsing import json_schema, strict_retry_prompt
 from affectstream.vlm.prompts import SCORE_SYSTEM_SUFFIX, score_question
 
@@ -51,14 +50,12 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("json_schema", "json_object", "none")
 """``response_format`` modes, tried in this order until the server accepts one."""
-TOP_LOGPROBS = 20
 JPEG_QUALITY = 90
 BACKOFF_S = 0.5
 BACKOFF_CAP_S = 4.0
 RETRY_AFTER_MAX_S = 10.0
 SCORE_TEMPERATURE = 1.0  # post-sampling logprobs then are the model's own (raw ones: no matter)
 _FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|guided_json", re.IGNORECASE)
-_TOKEN_LEAD = " \t\n▁Ġ\"'`*"
 _SERVE_HINT = "start it (e.g. `vllm serve Qwen/Qwen2.5-VL-3B-Instruct`) or fix --vlm-url"
 
 
@@ -366,55 +363,6 @@ def jpeg_data_url(rgb: Any, quality: int = JPEG_QUALITY) -> str:
     if not ok:
         raise BackendError(f"cannot JPEG-encode a keyframe of shape {rgb.shape}; report a bug")
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
-
-
-def top_logprobs(data: dict[str, Any]) -> list[tuple[str, float]]:
-    """(token, logprob) alternatives of the first answer token, best first: its
-    ``choices[0].logprobs.content[0].top_logprobs`` plus the sampled token; empty if none."""
-    try:
-        first = data["choices"][0]["logprobs"]["content"][0]
-        pairs = [(alt["token"], alt["logprob"]) for alt in [*first["top_logprobs"], first]]
-    except (KeyError, IndexError, TypeError):
-        return []
-    out: dict[str, float] = {}
-    for tok, lp in pairs:
-        if isinstance(tok, str) and isinstance(lp, int | float) and math.isfinite(lp):
-            out.setdefault(tok, float(lp))
-    return sorted(out.items(), key=lambda e: -e[1])
-
-
-def label_logprobs(entries: Sequence[tuple[str, float]],
-                   labels: Sequence[str]) -> dict[str, float] | None:
-    """Each label's log-probability from the first token's (token, logprob) alternatives.
-
-    A token (leading spaces, ``▁``/``Ġ`` markers and quotes stripped, any case) counts for the
-    labels it is a prefix of (``" happ"``, ``"Happiness"``), else for a label it starts with
-    (``"fear."``), else for the label it names as a synonym (``"happy"``, ``"scared"``); a token
-    that fits several labels (``"s"``: sadness, surprise) gives each an equal share. A label's
-    probability is the sum of its shares. A label no listed token fits gets the smallest listed
-    logprob minus log(20): it lies below every listed alternative, and 1/20 of the smallest is a
-    conservative share of the unlisted mass that keeps it finite for calibration. None when no
-    token fits any label.
-    """
-    names = list(labels)
-    low = [name.lower() for name in names]
-    mass = dict.fromkeys(names, 0.0)
-    for token, lp in entries:
-        word = token.strip().lstrip(_TOKEN_LEAD).lower()
-        if not word:
-            continue
-        fit = [n for n, lw in zip(names, low, strict=True) if lw.startswith(word)]
-        if not fit:
-            stem = word.rstrip(".,;:!\"'`*")
-            fit = [n for n, lw in zip(names, low, strict=True) if stem.startswith(lw)]
-            named = canonical_label(stem, names) if not fit and stem else None
-            fit = [named] if named is not None else fit
-        for name in fit:
-            mass[name] += math.exp(lp) / len(fit)
-    if not any(mass.values()):
-        return None
-    floor = min(lp for _, lp in entries) - math.log(TOP_LOGPROBS)
-    return {name: math.log(p) if p > 0.0 else floor for name, p in mass.items()}
 
 
 def _labels(context: VlmContext) -> tuple[str, ...]:
