@@ -12,15 +12,17 @@ The context is a neutral message structure that each backend turns into its own 
 Keyframes (K, default 4): burst apexes first (newest bursts first when there are more than fit),
 the newest periodic frame always, the remaining slots filled from periodic frames so that they
 spread evenly over the window. Every burst whose log line overlaps the window appears verbatim in
-a text part (unless a VLM caption replaced its gap's lines, below), and as an image too when its
-apex was selected, so sparse images never hide a micro-expression (P3). Images are resized
+a text part, and as an image too when its apex was selected (with VLM captions, below, a
+burst's line may give way to the caption only when its apex is an image), so sparse images
+never hide a micro-expression (P3). Images are resized
 (INTER_AREA) so the longest side ≤ ``max_side`` and converted BGR → RGB.
 
 Motion text (``vlm.context.motion_text``): ``detectors`` (the default) writes the log lines; with
 ``vlm`` or ``both`` the caller first has a VLM caption the periodic frames between each pair of
 consecutive keyframes (:mod:`affectstream.vlm.captions` builds those requests) and passes the
-answers as one :class:`Caption` per gap: ``vlm`` replaces the gap's log lines by the caption,
-``both`` puts the caption first and the lines after it. A gap without a caption (no in-between
+answers as one :class:`Caption` per gap: ``vlm`` replaces the gap's log lines by the caption
+(keeping only the lines of bursts whose apex is not among the images), ``both`` puts the caption
+first and all the lines after it. A gap without a caption (no in-between
 frame, or the request failed) keeps its log lines, so no burst is lost from the text; lines
 before the first keyframe and after the last one are always kept.
 
@@ -282,14 +284,22 @@ def _segment(kf: Keyframe, until_s: float, lines: list[LogLine], last: bool) -> 
     return f"{_marker(kf)}. Motion until {'end ' if last else ''}{until_s:.2f} s:\n{body}"
 
 
-def _captioned(kf: Keyframe, until_s: float, caption: Caption, lines: list[LogLine],
-               both: bool) -> str:
-    """A gap's text with its caption: first, and followed by the log lines with ``both``."""
+def _captioned(kf: Keyframe, until_s: float, caption: Caption, lines: list[LogLine]) -> str:
+    """A gap's text: its caption first, then the log ``lines`` kept beside it."""
     frames = _plural(caption.frames, "frame")
     text = f"{_marker(kf)}. VLM caption of {frames} until {until_s:.2f} s: {caption.text}"
-    if both and lines:
+    if lines:
         text += "\nDetected motion:\n" + "\n".join(_line_text(line) for line in lines)
     return text
+
+
+def _kept_beside_caption(lines: list[LogLine], both: bool, shown: set[str]) -> list[LogLine]:
+    """With ``both`` every line; with ``vlm`` only bursts whose apex is not one of the images:
+    a caption of a few frames can miss a 0.25 s micro-expression, and P3 wants every burst
+    present as an apex image or a text line."""
+    if both:
+        return lines
+    return [ln for ln in lines if ln.kind == "burst" and ln.burst_id not in shown]
 
 
 def build_context(track_id: int, periodic: Sequence[Keyframe], apexes: Sequence[Keyframe],
@@ -347,6 +357,7 @@ def build_context(track_id: int, periodic: Sequence[Keyframe], apexes: Sequence[
     if groups.get(-1):
         opening += "\nBefore the first frame:\n" + "\n".join(_line_text(x) for x in groups[-1])
     parts: list[Part] = [TextPart(opening)]
+    shown = {kf.burst_id for kf in frames if kf.burst_id is not None}
     for i, kf in enumerate(frames):
         parts.append(ImagePart(to_rgb(kf.image, max_side), float(kf.pts_s), kf.frame_index,
                                kf.reason, kf.burst_id))
@@ -354,7 +365,8 @@ def build_context(track_id: int, periodic: Sequence[Keyframe], apexes: Sequence[
         until = end_s if last else frames[i + 1].pts_s
         cap = gaps[i] if i < len(gaps) else None
         if cap is not None and cap.text:
-            text = _captioned(kf, until, cap, groups.get(i, []), motion_text == "both")
+            kept = _kept_beside_caption(groups.get(i, []), motion_text == "both", shown)
+            text = _captioned(kf, until, cap, kept)
         else:
             text = _segment(kf, until, groups.get(i, []), last)
         parts.append(TextPart(text))

@@ -151,9 +151,11 @@ WINDOW = (0.0, 4.0)
 
 
 def scene() -> tuple[list[Keyframe], list[LogLine]]:
-    """5-fps periodic frames over 4 s (K = 4 picks 0, 1, 2 and 4 s) and a burst in each of the
-    first two gaps."""
-    lines = [burst_line(0.5, 0.8, "b1"), burst_line(1.4, 1.6, "b2", "brows raised")]
+    """5-fps periodic frames over 4 s (K = 4 picks 0, 1, 2 and 4 s), a burst in each of the
+    first two gaps and a slow change in the first."""
+    lines = [burst_line(0.5, 0.8, "b1"), burst_line(1.4, 1.6, "b2", "brows raised"),
+             LogLine("cam0", TRACK, 0.6, 0.6, "change", "0.60 s: lip corner puller (AU12) rose "
+                     "to moderate, both sides")]
     return periodic(*WINDOW), lines
 
 
@@ -189,12 +191,12 @@ def test_caption_segments(mode: str) -> None:
     assert first.startswith(f"↑ {times[0]:.2f} s. VLM caption of 4 frames until "
                             f"{times[1]:.2f} s: the lips rise")
     assert "the brows go up" in seg[times[1]] and "no visible movement" in seg[times[2]]
-    gap_of = {"b1": times[0], "b2": times[1]}
+    gap_of = {"b1": times[0], "b2": times[1], "": times[0]}
     for line in lines:
         where = seg[gap_of[line.burst_id or ""]]
-        if mode == "vlm":
+        if mode == "vlm" and line.kind == "change":
             assert line.text not in "\n".join(texts(ctx))  # replaced by the caption
-        else:  # the caption first, then the detector lines
+        else:  # the caption first, then the lines (with vlm: bursts without an apex image)
             assert where.index("VLM caption") < where.index("Detected motion:") \
                 < where.index(line.text)
     assert ctx.burst_ids == ("b1", "b2")  # the bursts of the window, captioned or not
@@ -209,7 +211,9 @@ def test_failed_or_missing_caption_falls_back_to_detector_lines() -> None:
     seg = segments(ctx)
     t0 = ctx.keyframes_s[0]
     assert "VLM caption" not in seg[t0] and lines[0].text in seg[t0]  # the failed gap
-    assert lines[1].text not in "\n".join(texts(ctx))
+    assert lines[2].text in seg[t0]  # with its slow change too
+    t1 = ctx.keyframes_s[1]
+    assert seg[t1].startswith(f"↑ {t1:.2f} s. VLM caption") and lines[1].text in seg[t1]
     # tokens of a failed caption were spent all the same
     assert ctx.caption_tokens == sum(r.prompt_tokens for r in requests if r is not None)
     # a gap without in-between frames (two apexes 0.1 s apart): no request, lines kept
@@ -491,3 +495,18 @@ def test_tokens_with_and_without_captions_on_real_video(
     assert out["both"].prompt_tokens > out["detectors"].prompt_tokens
     body = "\n".join(texts(out["both"]))
     assert all(line.text in body for line in lines if line.kind == "burst")  # nothing lost
+
+
+def test_with_vlm_a_burst_shown_as_an_apex_image_gives_way_to_the_caption() -> None:
+    per, lines = scene()
+    apexes = [frame(1.5, "apex", "b2")]
+    requests = caption_requests(TRACK, per, apexes, WINDOW, k=4)
+    caps = captions_for(requests, [f"c{i}" for i, r in enumerate(requests) if r is not None])
+    ctx = build_context(TRACK, per, apexes, lines, WINDOW, DFEW7, motion_text="vlm",
+                        captions=caps)
+    body = "\n".join(texts(ctx))
+    assert 1.5 in ctx.keyframes_s
+    assert lines[1].text not in body  # b2: its apex is an image, the caption covers the gap
+    assert lines[0].text in body  # b1: no image, so its line stays (P3)
+    assert lines[2].text not in body  # the slow change: replaced
+    assert ctx.burst_ids == ("b1", "b2")
