@@ -316,14 +316,15 @@ class Runner:
                                                  ended):
                 self._latest[update.track_id] = update
                 await fanout.publish(messages.emotion(update))
-        for track_id in ended:
-            self._latest.pop(track_id, None)
+        cleared = [t for t in ended if self._latest.pop(t, None) is not None]
         primary = self._primary(result)
         kept = stats.primary is not None and stats.primary["track_id"] in self._latest
         if primary is not None or not kept:  # a frame without faces keeps a live track's state
             stats.primary = primary
         for event in (e for e in result.track_events if e.type == "end"):
             await fanout.publish(messages.track(event))
+        for track_id in cleared:  # a late VLM answer for it is dropped, never re-retained
+            await fanout.publish(messages.emotion_cleared(self.cfg.camera_id, track_id))
         if self._on_result is not None:
             self._on_result(result)
 

@@ -16,6 +16,9 @@ class Message:
     payload: Payload
     qos: int
     retain: bool
+    broker_only: bool = False
+    """Broker state management, not a message (an empty retained payload that deletes a
+    topic's retained message): MQTT sinks send it, line sinks (JSONL, stdout) skip it."""
 
     def to_json_obj(self) -> dict[str, Any]:
         return {"topic": self.topic, "payload": self.payload}
@@ -73,6 +76,12 @@ def emotion(u: EmotionUpdate) -> Message:
         "prompt_tokens": u.prompt_tokens,
     }
     return Message(f"{u.camera}/faces/{u.track_id}/emotion", payload, 1, True)
+
+
+def emotion_cleared(camera: str, track_id: int) -> Message:
+    """Deletes the track's retained emotion on the broker once the track has ended, so that
+    a camera running for months does not leave one retained message per face it ever saw."""
+    return Message(f"{camera}/faces/{track_id}/emotion", "", 1, True, broker_only=True)
 
 
 def stats(camera: str, payload: dict[str, Any]) -> Message:

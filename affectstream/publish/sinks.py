@@ -43,6 +43,8 @@ class _LineSink:
     async def publish(self, message: Message) -> None:
         if self._stream is None:
             raise SinkError(f"sink {self.name} used before start; this is a bug")
+        if message.broker_only:
+            return
         self._stream.write(json.dumps(message.to_json_obj(), ensure_ascii=False) + "\n")
         self._stream.flush()
         self._written += 1

@@ -74,6 +74,17 @@ def test_run_delivers_what_the_jsonl_sink_got_and_leaves_offline_retained(
     late = retained(mosquitto.host, mosquitto.port, f"{PREFIX}/#")
     assert late[f"{PREFIX}/cam0/availability"] == b"offline"
     assert json.loads(late[f"{PREFIX}/cam0/stats"])["frames"] == 72  # retained stats
+    # the track's emotion was retained while it lived, and deleted (empty retained) at its end
+    emotion = f"{PREFIX}/cam0/faces/1/emotion"
+    on_topic = [m.payload for m in got if m.topic == emotion]
+    assert on_topic and json.loads(on_topic[0])["schema"] == "affectstream.emotion/1"
+    assert on_topic[-1] == b""
+    ended = next(i for i, m in enumerate(got) if m.topic.endswith("/tracks")
+                 and json.loads(m.payload)["type"] == "end")
+    assert [m.payload for m in got[ended:] if m.topic == emotion] == [b""]
+    assert emotion not in late
+    assert all(isinstance(ln["payload"], dict) for ln in lines
+               if ln["topic"].endswith("/emotion"))  # the JSONL sink has no clearing line
     sink_stats = json.loads(stats[-1].payload)["sinks"]
     mqtt_stats = next(v for k, v in sink_stats.items() if k.startswith("mqtt://"))
     assert mqtt_stats["dropped"] == 0 and mqtt_stats["sent"] > 0 and mqtt_stats["connected"]
