@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import cli, cli_env, read_jsonl
+from cli_helpers import cli, read_jsonl
 from openai_server import CAPTION, OpenAIServer
 
 from affectstream.labels import DFEW7
@@ -151,19 +151,13 @@ def test_transformers_run_with_captions_and_detector_lines(
         model_paths: dict[str, Path]) -> None:
     pytest.importorskip("torch", reason="needs the vlm extra (torch)")
     pytest.importorskip("transformers", reason="needs the vlm extra (transformers)")
-    from tiny_vlm import build_tiny_vlm
+    from tiny_vlm import build_tiny_vlm, run_tiny_vlm
 
     model = build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm-captions") / "model")
-    cfg = tmp_path / "vlm.yaml"
-    cfg.write_text("vlm:\n  decode: score\n  period_s: 1.0\n  context:\n    motion_text: both\n"
-                   "    caption_max_tokens: 8\n", encoding="utf-8")
-    out = tmp_path / "out.jsonl"
-    proc = cli("run", "--config", str(cfg), "--source", str(media_dir / "single_face.mp4"),
-               "--no-realtime", "--vlm-backend", "transformers", "--vlm-model", str(model),
-               "--sink", f"jsonl:{out}", cwd=tmp_path,
-               env=cli_env(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
+    proc, lines = run_tiny_vlm(
+        model, "vlm:\n  decode: score\n  period_s: 1.0\n  context:\n    motion_text: both\n"
+        "    caption_max_tokens: 8\n", media_dir / "single_face.mp4", tmp_path)
     assert proc.returncode == 0, proc.stderr
-    lines = read_jsonl(out)
     emotions = _payloads(lines, "emotion")
     assert emotions, proc.stderr
     assert all(e["source"] == "vlm" and set(e["probs"]) == set(DFEW7) for e in emotions)

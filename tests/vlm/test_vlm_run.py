@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cli_helpers import cli, cli_env, read_jsonl
+from cli_helpers import cli, read_jsonl
 from openai_server import OpenAIServer, error, garbage, hang
 
 from affectstream.labels import DFEW7
@@ -84,18 +84,13 @@ def _cfg(tmp_path: Path) -> Path:
 def test_transformers_backend_end_to_end_with_scoring_and_calibration(
         tmp_path: Path, tmp_path_factory: Any, media_dir: Path,
         model_paths: dict[str, Path]) -> None:
-    from tiny_vlm import build_tiny_vlm
+    from tiny_vlm import build_tiny_vlm, run_tiny_vlm
 
     model = build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm") / "model")
-    cfg = tmp_path / "vlm.yaml"
-    cfg.write_text("vlm:\n  decode: score\n  calibration: contextual\n  period_s: 1.0\n")
-    out = tmp_path / "out.jsonl"
-    proc = cli("run", "--config", str(cfg), "--source", str(media_dir / "single_face.mp4"),
-               "--no-realtime", "--vlm-backend", "transformers", "--vlm-model", str(model),
-               "--sink", f"jsonl:{out}", cwd=tmp_path,
-               env=cli_env(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
+    proc, lines = run_tiny_vlm(
+        model, "vlm:\n  decode: score\n  calibration: contextual\n  period_s: 1.0\n",
+        media_dir / "single_face.mp4", tmp_path)
     assert proc.returncode == 0, proc.stderr
-    lines = read_jsonl(out)
     emotions = [ln["payload"] for ln in lines if ln["topic"].endswith("/emotion")]
     assert emotions, proc.stderr
     for e in emotions:

@@ -209,3 +209,18 @@ def build_tiny_vlm(directory: Path, seed: int = 0, arch: str = "llava") -> Path:
     model.eval().save_pretrained(directory)
     processor.save_pretrained(directory)
     return directory
+
+
+def run_tiny_vlm(model: Path, config_yaml: str, clip: Path, folder: Path) -> tuple[Any, Any]:
+    """``affectstream run`` on ``clip`` (as fast as possible) with the transformers backend on
+    ``model`` and ``config_yaml`` as its config, offline; returns (process, JSONL lines)."""
+    from cli_helpers import cli, cli_env, read_jsonl
+
+    cfg = folder / "vlm.yaml"
+    cfg.write_text(config_yaml, encoding="utf-8")
+    out = folder / "out.jsonl"
+    proc = cli("run", "--config", str(cfg), "--source", str(clip), "--no-realtime",
+               "--vlm-backend", "transformers", "--vlm-model", str(model),
+               "--sink", f"jsonl:{out}", cwd=folder,
+               env=cli_env(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
+    return proc, (read_jsonl(out) if out.exists() else [])
