@@ -259,11 +259,13 @@ class Runner:
         worker = threading.Thread(target=_perceive, args=(capture, perception, bridge, stats),
                                   name="affectstream-perception", daemon=True)
         worker.start()
-        stop = self._install_stops(loop, capture, cfg.max_seconds)
+        def stop_capture() -> None:  # in the loop; capture.stop joins its thread
+            loop.run_in_executor(None, capture.stop)
 
         def stop_from_any_thread() -> None:
-            loop.call_soon_threadsafe(lambda: loop.run_in_executor(None, capture.stop))
+            loop.call_soon_threadsafe(stop_capture)
 
+        stop = self._install_stops(loop, stop_capture, cfg.max_seconds)
         self._stop = stop_from_any_thread
         ticker = asyncio.create_task(self._stats_ticker(fanout, stats, cfg.stats_interval_s))
         error: BaseException | None = None
@@ -344,12 +346,10 @@ class Runner:
             await fanout.publish(messages.stats(self.cfg.camera_id, stats.payload()))
 
     @staticmethod
-    def _install_stops(loop: asyncio.AbstractEventLoop, capture: CaptureThread,
+    def _install_stops(loop: asyncio.AbstractEventLoop, request_stop: Callable[[], None],
                        max_seconds: float | None) -> Callable[[], None]:
-        """Stop capture on SIGINT/SIGTERM or after max_seconds; returns an uninstaller."""
-        def request_stop() -> None:
-            loop.run_in_executor(None, capture.stop)
-
+        """Call ``request_stop`` on SIGINT/SIGTERM or after max_seconds; returns an
+        uninstaller."""
         timer = loop.call_later(max_seconds, request_stop) if max_seconds else None
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
