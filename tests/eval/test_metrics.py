@@ -31,6 +31,15 @@ def test_threshold_boundary_is_inclusive() -> None:
     assert below.precision == below.recall == below.f1 == 0.0
 
 
+def test_partial_overlap_just_above_and_below_threshold() -> None:
+    assert score_spotting([(0, 50)], [(0, 99)]).tp == 1  # 51/100
+    assert score_spotting([(49, 99)], [(0, 99)]).tp == 1  # 51/100, overlapping the end
+    near = score_spotting([(0, 48)], [(0, 99)])  # 49/100
+    assert (near.tp, near.fp, near.fn) == (0, 1, 1)
+    shifted = score_spotting([(30, 69)], [(0, 49)])  # 20 shared of 70: partial, not enough
+    assert (shifted.tp, shifted.fp, shifted.fn) == (0, 1, 1)
+
+
 def test_one_to_one_greedy_by_iou() -> None:
     truth = [(10, 19), (40, 49)]
     pred = [(11, 19), (10, 19), (40, 48), (100, 110)]

@@ -1,0 +1,89 @@
+"""The ``affectstream eval …`` commands: argument handling, progress and output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from affectstream.config import Config
+from affectstream.errors import ConfigError, SourceError
+from affectstream.eval.spotbench import BenchClip, clip_from_files, clip_from_manifest
+
+
+def _clips(args: argparse.Namespace, cfg: Config, model_paths: dict[str, Path],
+           console: object) -> tuple[list[BenchClip], Path | None]:
+    """The clips to score and the benchmark folder they come from (None for --videos)."""
+    from affectstream import models
+    from affectstream.eval import benchset
+
+    if args.videos:
+        truths = args.truth or []
+        if len(truths) != len(args.videos):
+            raise ConfigError(f"{len(args.videos)} --videos but {len(truths)} --truth files; "
+                              "give one truth JSON per video, in the same order")
+        return [clip_from_files(v, t) for v, t in zip(args.videos, truths, strict=True)], None
+    if args.bench:
+        bench = benchset.load_manifest(args.bench)
+    else:
+        from rich.progress import Progress
+
+        home = models.models_dir(cfg.models.home).parent
+        with Progress(console=console, transient=True) as bar:  # type: ignore[arg-type]
+            task = bar.add_task("benchmark set", total=None)
+
+            def step(label: str, done: int, total: int) -> None:
+                bar.update(task, description=label, completed=done, total=total)
+
+            bench = benchset.build(home, model_paths["face-centerface"],
+                                   model_paths["face-landmarker"], media=args.media,
+                                   progress=step)
+    if bench.missing:
+        print(f"affectstream: benchmark sources missing (their clips are left out): "
+              f"{', '.join(bench.missing)}; put them in a folder given by --media",
+              file=sys.stderr)
+    clips = [clip_from_manifest(bench.folder, e) for e in bench.clips]
+    if args.clips:
+        unknown = set(args.clips) - {c.name for c in clips}
+        if unknown:
+            raise SourceError(f"no clip named {', '.join(sorted(unknown))} in {bench.folder}; "
+                              f"use one of {', '.join(c.name for c in clips)}")
+        clips = [c for c in clips if c.name in args.clips]
+    return clips, bench.folder
+
+
+def eval_spotting(args: argparse.Namespace, cfg: Config) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from affectstream.app import resolve_models
+    from affectstream.eval.spotbench import evaluate, table
+
+    console = Console(file=sys.stderr)
+    if not cfg.landmarks.enabled:
+        raise ConfigError("the spotting benchmark needs landmarks; set landmarks.enabled: true")
+    model_paths = resolve_models(cfg)
+    clips, folder = _clips(args, cfg, model_paths, console)
+    if not clips:
+        raise SourceError("no clips to score; give --videos with --truth, or --media with the "
+                          "benchmark's source clips")
+    plots = args.plots or (folder / "plots" if folder is not None else None)
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("spotting", total=sum(c.frames for c in clips))
+        done: dict[str, int] = {}
+
+        def progress(name: str, frames: int) -> None:
+            done[name] = frames
+            bar.update(task, completed=sum(done.values()), description=name)
+
+        doc, _ = evaluate(cfg, model_paths, clips, plots=plots, progress=progress)
+    if args.json:
+        print(json.dumps(doc, ensure_ascii=False))
+    else:
+        Console().print(table(doc))
+    if plots is not None:
+        console.print(f"plots: {plots}")
+    return 0
