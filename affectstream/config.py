@@ -72,21 +72,24 @@ class LandmarksConfig(_Section):
 
 class MotionConfig(_Section):
     crop_size: int = Field(128, ge=64, le=512, description="Side of the aligned face crop used for optical flow.")
-    lag_s: float = Field(0.1, gt=0, le=1, description="Lag between compared frames for the idle motion signal.")
 
 
 class SpotterConfig(_Section):
-    window_s: float = Field(4.0, gt=0.5, description="Trailing window for the adaptive threshold statistics.")
-    p: float = Field(0.35, gt=0, lt=1, description="Threshold T = mean + p·(high − mean) over the trailing window.")
-    min_z: float = Field(4.0, gt=0, description="Onset needs the region signal this many robust deviations above its own history.")
-    min_motion_px: float = Field(0.5, ge=0, description="Absolute floor of the onset signal (pixels of flow on the aligned crop).")
+    scale_s: float = Field(0.12, gt=0, le=1, description="Smallest half-width (seconds) of the there-and-back pulses looked for: a movement that goes and returns within about twice a scale scores at that scale.")
+    scales: int = Field(3, ge=1, le=5, description="Number of pulse scales, each twice the one before (0.12, 0.24, 0.48 s by default; one optical-flow call per frame for each, plus one). The largest is the spotter's look-ahead: bursts are emitted that long (plus a few frames) after their peak.")
+    window_s: float = Field(4.0, gt=0.5, description="Trailing window of each region's own pulse history, against which a pulse is judged.")
+    noise_quantile: float = Field(0.98, gt=0, lt=1, description="Quantile of a region's pulse history taken as its current noise level (high while the region is busy, e.g. the mouth while speaking).")
+    noise_floor_px: float = Field(0.15, gt=0, description="Added to the noise level (pixels on the aligned crop), so a quiet region still needs a visible movement.")
+    speech_factor: float = Field(2.0, ge=1, description="While the face is speaking (the jaw has kept moving for a second, more than the brows), pulses of the mouth regions need this many times min_z.")
+    min_z: float = Field(3.0, gt=0, description="A burst needs a pulse this many times its region's noise level.")
+    min_motion_px: float = Field(0.6, ge=0, description="Absolute floor of a pulse (pixels of flow on the aligned crop).")
     min_duration_s: float = Field(0.065, gt=0, description="Shorter bursts are discarded.")
     micro_max_s: float = Field(0.5, gt=0, description="Bursts up to this duration are 'micro', longer ones 'macro'.")
-    max_duration_s: float = Field(4.0, gt=0, description="A held expression is closed after this long.")
-    release: float = Field(0.4, gt=0, lt=1, description="The burst is released once the displacement from its onset reference falls below this fraction of its peak after the apex.")
-    valley: float = Field(0.15, ge=0, lt=1, description="Onset and offset are placed where the displacement is back within this fraction of its peak (the offset search waits at most 0.2 s after release).")
-    warmup_s: float = Field(0.4, ge=0, description="Seconds of history needed before bursts can start.")
-    blink_masking: bool = Field(True, description="Drop bursts that are only eye blinks.")
+    valley: float = Field(0.3, ge=0, lt=1, description="Onset and offset are placed where the displacement of the burst's main region is back within this fraction of its peak.")
+    region_share: float = Field(0.6, gt=0, le=1, description="A region is named in the burst when its normalised pulse is at least this share of the strongest region's.")
+    hold_s: float = Field(4.0, gt=0, description="An expression that rises and stays (a step, no pulse) is reported once as a held burst; the same half of the face reports no other held expression for this long, so its release is not a second one.")
+    warmup_s: float = Field(1.0, ge=0, description="Seconds of pulse history each region needs before it can start a burst (a new track cannot judge what is unusual for its face before that).")
+    blink_masking: bool = Field(True, description="Drop bursts that only move the eye area while the eyes blink or look elsewhere (blendshapes): blinks and gaze shifts are not expressions.")
 
 
 class LogConfig(_Section):

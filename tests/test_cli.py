@@ -308,7 +308,7 @@ def test_config_check_valid_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
         "source:\n  url: /videos/clip.mp4\n  realtime: false\n"
         "detector:\n  score_threshold: 0.6\n  input_width: 320\n"
         "tracker:\n  min_hits: 3\n"
-        "spotter:\n  p: 0.4\n  micro_max_s: 0.5\n"
+        "spotter:\n  min_z: 4.0\n  micro_max_s: 0.5\n"
         "sinks:\n  - stdout\n  - jsonl:/tmp/out.jsonl\n",
         encoding="utf-8")
     assert main(["config", "check", str(cfg)]) == 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from affectstream.config import LogConfig
 from affectstream.detectors import facs
-from affectstream.detectors.spotter import RawBurst
+from affectstream.detectors.samples import RawBurst
 from affectstream.types import ActionUnit, Burst, LogLine
 
 _BLEND_THRESHOLD = 0.08
@@ -83,12 +83,18 @@ def burst_action_units(raw: RawBurst, crop_size: int) -> tuple[ActionUnit, ...]:
     return tuple(sorted(units.values(), key=lambda u: -u.intensity))
 
 
-def is_blink(raw: RawBurst) -> bool:
-    """Only eye-area regions moved and the blink blendshape jumped: an ordinary blink."""
-    eye_only = all(_split(r)[0] in _EYE_REGIONS for r in raw.regions)
-    delta = facs.blendshape_delta(raw.apex.blendshapes, raw.reference.blendshapes)
-    blink = max(delta.get("eyeBlinkLeft", 0.0), delta.get("eyeBlinkRight", 0.0))
-    return eye_only and blink >= 0.3
+_GAZE = tuple(f"eyeLook{d}{s}" for d in ("In", "Out", "Up", "Down") for s in ("Left", "Right"))
+
+
+def is_eye_movement(raw: RawBurst) -> bool:
+    """Only eye-area regions moved, and the eyes blinked or looked elsewhere (a blink or a gaze
+    shift moves the lids and brows, but is not a facial expression)."""
+    if not all(_split(r)[0] in _EYE_REGIONS for r in raw.regions):
+        return False
+    after, before = raw.apex.blendshapes, raw.reference.blendshapes
+    blink = max(after.get(k, 0.0) - before.get(k, 0.0) for k in ("eyeBlinkLeft", "eyeBlinkRight"))
+    gaze = max((abs(after.get(k, 0.0) - before.get(k, 0.0)) for k in _GAZE), default=0.0)
+    return blink >= 0.3 or gaze >= 0.45
 
 
 def describe_burst(raw: RawBurst, *, burst_id: str, camera: str, track_id: int, ts: float,

@@ -1,216 +1,416 @@
-"""Online, causal burst spotter for one track (DESIGN §7).
+"""Online burst spotter for one track: there-and-back pulses at several time scales (DESIGN §7).
 
-Idle: a lag signal (region flow between frame i−k and i, k ≈ lag_s) is normalised per region
-against that region's own trailing history (median / MAD), so regions that are always busy
-(speech) do not drown quiet ones. A burst starts when a region rises ``min_z`` robust deviations
-above its history, above an absolute floor, and above the adaptive threshold
-``T = mean + p·(high − mean)`` of the trailing combined signal.
+A facial action is a movement that goes somewhere and comes back; speech, head turns and slow
+expression changes mostly go somewhere and stay, or drift. For each scale ``k`` (frames) and each
+region, with ``c`` the frame ``k`` frames ago, the *pulse* is
 
-Active: displacement is measured from the frame before the onset (the onset reference), not
-from a fixed lag, so a held expression stays one burst instead of a rise bump and a fall bump.
-Apex is the displacement peak; the burst is released when displacement falls back below
-``release × peak`` (or the noise floor), or closed as held after ``max_duration_s``. After
-release the fall is followed into its valley (within ``valley × peak``, rising again, or
-0.2 s at most) and the offset is its lowest point; the onset is the last frame before the apex
-still within ``valley × peak``. All durations scale with the frame rate.
+    pulse_k(c) = min(|rise|, |fall|) − |net|      if rise and fall point in opposite directions
+
+with ``rise`` the region displacement from ``c−k`` to ``c``, ``fall`` from ``c`` to ``c+k`` and
+``net`` from ``c−k`` to ``c+k`` (each one optical-flow call between aligned crops, with the head's
+affine motion removed). A held expression (a step) gives ``net ≈ rise`` and no pulse, a ramp gives
+a ``fall`` in the same direction as its ``rise``: only a movement that returns within about ``2k``
+frames scores. Scales double (``k``, ``2k``, …) so one flow per lag serves two scales:
+``scales + 1`` flows per frame.
+
+Each pulse is divided by its own region's and scale's recent level (a high quantile of its
+trailing history, plus a floor), so a region that is always busy — the mouth while speaking, the
+face of a lively child — needs a larger movement to count than a quiet one; while the jaw keeps
+moving (speaking) the mouth regions need ``speech_factor`` times more. The upper face (brows,
+lids) and the lower face (nose, mouth, chin) are followed apart, so an action in one is found
+while the other is busy. In each, a burst is a run of frames whose best normalised pulse exceeds
+``min_z``; at the run's peak the best scale and region are known, and the burst's onset, apex and
+offset are read off that region's displacement profile against a frame 1.5 scales before the
+peak: the apex is its largest displacement near the peak, onset and offset are where it is back
+within ``valley`` of that (or at its lowest before another movement starts). So
+``onset ≤ apex ≤ offset`` always holds.
+
+Latency: a frame is judged once the largest scale has passed after it (the stated look-ahead,
+``scale_s · 2^(scales−1)``), and a burst is emitted a few frames after its run ends.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from affectstream.config import SpotterConfig
 from affectstream.detectors.motion import RegionMotion
-from affectstream.types import FloatArray, Image
+from affectstream.detectors.samples import RawBurst, Sample
+from affectstream.types import FloatArray
 
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    index: int
-    pts_s: float
-    gray: Image
-    crop: Image
-    blendshapes: dict[str, float]
-
-
-@dataclass(frozen=True, slots=True)
-class RawBurst:
-    """A spotted burst before description: frames, regions and their motion at the apex."""
-
-    onset: Sample
-    apex: Sample
-    offset: Sample
-    reference: Sample
-    regions: tuple[str, ...]
-    apex_vectors: dict[str, tuple[float, float]]
-    peak_motion: float
-    held: bool
+_MOUTH = ("mouth_corner", "upper_lip", "chin")
+_GROUPS = (("inner_brow", "outer_brow", "lower_lid"), ("nose", *_MOUTH))
+"""Upper and lower face, as FACS divides them."""
+_STEP_BAR = 3.0
+"""A held expression needs this many times ``min_z``: speech and head turns make steps too."""
+_WARMUP_BAR = 3.0
+"""During the warm-up a pulse needs this many times ``min_z``."""
+_SPEECH_PX = 0.4
+"""Mean jaw movement per smallest-scale lag (pixels on a 128 px crop) above which the face
+counts as speaking, measured over one second (talking heads: 0.5–2.6, a still face: < 0.2)."""
+_SPEECH_RATIO = 1.5
+"""…and at least this many times the brows' movement (a head turn moves both alike)."""
 
 
 @dataclass(slots=True)
-class _Active:
-    reference: Sample
-    baseline: FloatArray
-    """Per-region median of the lag signal, frozen at the onset (the history does not grow
-    while a burst is active, so it is computed once per burst, not per frame)."""
-    trace: list[tuple[Sample, FloatArray]] = field(default_factory=list)
-    """(sample, per-region displacement magnitude above baseline) since the reference."""
-    vectors: list[FloatArray] = field(default_factory=list)
-    peak: float = 0.0
-    apex_pos: int = 0
-    released_pos: int | None = None
-    """Where the displacement first fell below ``release × peak`` after the apex."""
+class _Candidate:
+    """The run of above-threshold frames being followed."""
+
+    pos: int
+    """Ring position (absolute sample count) of the best frame so far."""
+    score: float
+    scale: int
+    z: FloatArray
+    """Per-region normalised pulse at the best frame and scale."""
+    below: int = 0
+
+
+@dataclass(slots=True)
+class _Group:
+    """Regions that are spotted together, with their own candidate: an action of the upper
+    face is found even while the lower face is busy (speech, a laugh), and the other way round."""
+
+    mask: npt.NDArray[np.bool_]
+    candidate: _Candidate | None = None
+    step: _Candidate | None = None
+    """A held expression (a step) being followed."""
+    held_until: int = -1
+    """No new held expression before this position (the last one's hold and release)."""
+    last_offset: int = -1
+    last_burst: int = -(10**9)
+    """Position of the group's last burst peak."""
+
+
+def _iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
+    return inter / ((a[1] - a[0] + 1) + (b[1] - b[0] + 1) - inter) if inter > 0 else 0.0
+
+
+def _joined(first: RawBurst, second: RawBurst) -> RawBurst:
+    """``first`` (the stronger or earlier-found half) with ``second``'s regions added."""
+    regions = first.regions + tuple(r for r in second.regions if r not in first.regions)
+    vectors = {**second.apex_vectors, **first.apex_vectors}
+    return RawBurst(first.onset, first.apex, first.offset, first.reference, regions, vectors,
+                    max(first.peak_motion, second.peak_motion))
+
+
+def scale_frames(scale_s: float, scales: int, fps: float) -> tuple[int, ...]:
+    """Pulse half-widths in frames, smallest first, each twice the one before (so the lags
+    ``k`` and ``2k`` of all scales are ``scales + 1`` distinct flows)."""
+    base = max(1, round(scale_s * fps))
+    return tuple(base * 2**i for i in range(scales))
 
 
 class BurstSpotter:
-    def __init__(self, cfg: SpotterConfig, motion: RegionMotion, fps: float, lag_s: float) -> None:
+    def __init__(self, cfg: SpotterConfig, motion: RegionMotion, fps: float) -> None:
         self._cfg = cfg
         self._motion = motion
         self._fps = fps if fps > 0 else 30.0
-        self._lag = max(1, round(lag_s * self._fps))
-        # Look back further than the lag so a slow onset gets a reference from before it began.
-        self._lookback = self._lag + max(1, round(0.2 * self._fps))
-        self._ring: deque[Sample] = deque(maxlen=self._lookback + 1)
+        self._scales = scale_frames(cfg.scale_s, cfg.scales, self._fps)
+        self._lags = tuple(sorted(set(self._scales) | {2 * k for k in self._scales}))
+        self._kmax = self._scales[-1]
+        self._count = 0
+        """Samples seen; a sample's position is its count at arrival."""
+        self._ring: deque[Sample] = deque(maxlen=4 * self._kmax + 4)
+        self._disp = {lag: deque[FloatArray](maxlen=self._kmax + 1) for lag in self._lags}
+        """Region displacement vectors (R, 2) over each lag, newest last."""
         window = max(8, round(cfg.window_s * self._fps))
-        self._history: deque[FloatArray] = deque(maxlen=window)
-        self._combined: deque[float] = deque(maxlen=window)
+        self._window = window
+        self._history = {k: deque[FloatArray](maxlen=window) for k in self._scales}
+        self._judged = {k: deque[int](maxlen=window) for k in self._scales}
+        """Position of the frame each history entry judged."""
+        self._rank = cfg.noise_quantile
+        names = motion.names
+        self._mouth = np.array([n.startswith(_MOUTH) for n in names])
+        self._chin = np.array([n == "chin" for n in names])
+        self._brows = np.array([n.startswith(("inner_brow", "outer_brow")) for n in names])
+        self._activity: deque[tuple[float, float]] = deque(maxlen=max(2, round(self._fps)))
+        self._speech_px = _SPEECH_PX * motion.size / 128
+        self._speech_scale = np.where(self._mouth, cfg.speech_factor, 1.0).astype(np.float32)
+        self._pending: dict[int, dict[int, FloatArray]] = {}
+        self._steps = deque[FloatArray](maxlen=window)
+        self._pending_steps: dict[int, FloatArray] = {}
+        self._hold = max(1, round(cfg.hold_s * self._fps))
+        """Normalised pulses per frame position and scale until every scale has judged it."""
         self._warmup = max(3, round(cfg.warmup_s * self._fps))
-        self._max_frames = max(2, round(cfg.max_duration_s * self._fps))
-        self._tail = max(1, round(0.2 * self._fps))
-        self._rearm_frames = max(2, round(1.0 * self._fps))
-        self._disarmed = 0
-        self._last_offset = -1
-        self._active: _Active | None = None
+        self._patience = max(1, round(0.5 * self._scales[0]))
+        self._emitted: deque[tuple[int, int]] = deque(maxlen=4)
+        """Frame spans of the last bursts emitted."""
+        self._groups = tuple(_Group(np.array([n.startswith(stems) for n in names]))
+                             for stems in _GROUPS)
         self.last_signal: float = 0.0
-        """Latest combined onset score (max robust z over regions), for previews and debugging."""
+        """Latest combined score (largest normalised pulse), for previews and plots."""
+        self.last_signal_index: int = -1
+        """Frame index that :attr:`last_signal` belongs to (``look-ahead`` frames back)."""
 
     @property
     def active(self) -> bool:
-        return self._active is not None
+        return any(g.candidate is not None for g in self._groups)
 
-    def update(self, sample: Sample) -> RawBurst | None:
+    @property
+    def lookahead_frames(self) -> int:
+        return self._kmax
+
+    def update(self, sample: Sample) -> list[RawBurst]:
+        """Take one aligned sample; the bursts whose runs ended with it (usually none)."""
         self._ring.append(sample)
-        if self._active is not None:
-            return self._continue(sample)
-        if len(self._ring) <= self._lag:
-            return None
-        lagged = self._ring[-1 - self._lag]
-        lag = np.linalg.norm(self._motion.vectors(lagged.gray, sample.gray), axis=1)
-        if self._disarmed > 0:
-            self._rearm(lag)
-        elif self._triggered(lag):
-            self._start()
-            return None
-        self._history.append(lag)
-        self._combined.append(self.last_signal)
-        return None
+        self._count += 1
+        for lag in self._lags:
+            if len(self._ring) > lag:
+                self._disp[lag].append(self._motion.vectors(self._ring[-1 - lag].gray,
+                                                            sample.gray))
+        quick = self._disp[self._scales[0]]
+        if quick and len(self._ring) > self._scales[0]:
+            norms = np.linalg.norm(quick[-1], axis=1)
+            self._activity.append((float(norms[self._chin].mean()),
+                                   float(norms[self._brows].mean())))
+        for k in self._scales:
+            self._judge(k)
+        return self._advance()
 
-    def flush(self) -> RawBurst | None:
-        """Close an open burst (the track or stream ended)."""
-        if self._active is None or not self._active.trace:
-            self._active = None
-            return None
-        return self._finish(len(self._active.trace) - 1, held=True)
-
-    # -- idle -------------------------------------------------------------------------------
-    def _baseline(self) -> tuple[FloatArray, FloatArray]:
-        hist = np.asarray(self._history, np.float32)
-        med = np.median(hist, axis=0)
-        mad = np.median(np.abs(hist - med), axis=0) * 1.4826
-        return med, mad
-
-    def _triggered(self, lag: FloatArray) -> bool:
-        if len(self._history) < self._warmup:
-            self.last_signal = 0.0
+    @property
+    def speaking(self) -> bool:
+        """The jaw has kept moving for the last second, clearly more than the brows."""
+        if len(self._activity) < self._activity.maxlen:  # type: ignore[operator]
             return False
-        med, mad = self._baseline()
-        z = (lag - med) / (mad + 0.03)
-        self.last_signal = float(z.max())
-        strong = (z >= self._cfg.min_z) & (lag >= self._cfg.min_motion_px)
-        if not strong.any():
-            return False
-        comb = np.asarray(self._combined, np.float32)
-        adaptive = float(comb.mean() + self._cfg.p * (comb.max() - comb.mean()))
-        return self.last_signal >= adaptive
+        chin, brows = np.mean(np.asarray(self._activity), axis=0)
+        return bool(chin >= max(self._speech_px, _SPEECH_RATIO * brows))
 
-    def _rearm(self, lag: FloatArray) -> None:
-        """After a burst, wait until the tail of its motion has settled (or a second passed),
-        so the fall of one expression does not start the next burst."""
-        self._disarmed -= 1
-        if len(self._history) >= self._warmup:
-            med, mad = self._baseline()
-            if float(((lag - med) / (mad + 0.03)).max()) < 0.5 * self._cfg.min_z:
-                self._disarmed = 0
+    def flush(self) -> list[RawBurst]:
+        """The track or stream ended: emit the bursts whose peaks were already found, and an
+        expression that rose in the last frames the look-ahead could not judge (still held)."""
+        out: list[RawBurst] = []
+        for group in self._groups:
+            candidate, group.candidate = group.candidate, None
+            if candidate is not None and (raw := self._emit(group, candidate)) is not None:
+                self._add(out, raw)
+            step, group.step = group.step or self._rising(group), None
+            if step is not None and (raw := self._emit_held(group, step)) is not None:
+                self._add(out, raw)
+        return out
 
-    def _start(self) -> None:
-        ring = [s for s in self._ring if s.index > self._last_offset] or [self._ring[-1]]
-        self._active = _Active(ring[0], self._baseline()[0])
-        for sample in ring[1:]:
-            self._measure(sample)
+    def _rising(self, group: _Group) -> _Candidate | None:
+        """A displacement over the longest lag seen so far (at most two largest scales) that
+        stands out like a step; before any step history, against the floor alone."""
+        lag = max((lag for lag in self._lags if self._disp[lag]), default=0)
+        pos = self._count - 1 - lag // 2
+        if not lag or pos <= group.held_until:
+            return None
+        level = (self._level(self._steps) if len(self._steps) >= 3
+                 else np.float32(self._cfg.noise_floor_px))
+        z = np.linalg.norm(self._disp[lag][-1], axis=1) / level
+        z = np.where(group.mask, z, 0.0).astype(np.float32)
+        if float(z.max()) < _STEP_BAR * self._cfg.min_z:
+            return None
+        return _Candidate(pos, float(z.max()), max(1, lag // 2), z)
 
-    # -- active -----------------------------------------------------------------------------
-    def _measure(self, sample: Sample) -> float:
-        active = self._active
-        assert active is not None
-        vec = self._motion.vectors(active.reference.gray, sample.gray)
-        above = np.clip(np.linalg.norm(vec, axis=1) - active.baseline, 0,
-                        None).astype(np.float32)
-        active.trace.append((sample, above))
-        active.vectors.append(vec)
-        level = float(above.max())
-        if level > active.peak:
-            active.peak, active.apex_pos = level, len(active.trace) - 1
+    # -- scoring --------------------------------------------------------------------------------
+    def _judge(self, k: int) -> None:
+        """Pulse of every region at the frame ``k`` back, normalised by its own history."""
+        rise_q, net_q = self._disp[k], self._disp[2 * k]
+        if len(rise_q) <= k or not net_q:
+            return
+        rise, fall, net = rise_q[-1 - k], rise_q[-1], net_q[-1]
+        r, f = np.linalg.norm(rise, axis=1), np.linalg.norm(fall, axis=1)
+        n = np.linalg.norm(net, axis=1)
+        opposed = (rise * fall).sum(axis=1) < -0.3 * r * f
+        pulse = np.maximum(np.where(opposed, np.minimum(r, f) - n, 0.0), 0.0).astype(np.float32)
+        pos = self._count - 1 - k
+        self._pending.setdefault(pos, {})[k] = self._normalise(self._history[k], pulse)
+        self._judged[k].append(pos)
+        if k == self._kmax:  # a held expression: went there (rise ≈ net) and stayed (no fall)
+            stayed = ((rise * net).sum(axis=1) > 0.5 * r * n) & (f < 0.5 * r)
+            step = np.maximum(np.where(stayed, np.minimum(r, n) - f, 0.0), 0.0)
+            # Steps already need _STEP_BAR times more, which is bar enough in the warm-up.
+            self._pending_steps[pos] = self._normalise(self._steps, step.astype(np.float32), 1.0)
+
+    def _level(self, history: deque[FloatArray]) -> FloatArray:
+        """Each region's noise level: a high quantile of its history, plus the floor."""
+        hist = np.asarray(history)
+        kth = round(self._rank * (len(hist) - 1))
+        level: FloatArray = np.partition(hist, kth, axis=0)[kth] + self._cfg.noise_floor_px
         return level
 
-    def _continue(self, sample: Sample) -> RawBurst | None:
-        active = self._active
-        assert active is not None
-        level = self._measure(sample)
-        pos = len(active.trace) - 1
-        if active.released_pos is None:
-            noise = float(active.baseline.max())
-            released = level <= max(self._cfg.release * active.peak, noise)
-            if pos > active.apex_pos and released:
-                active.released_pos = pos
-            elif len(active.trace) >= self._max_frames:
-                return self._finish(pos, held=True)
-            else:
-                return None
-        return self._settle(active, pos, level)
+    def _normalise(self, history: deque[FloatArray], values: FloatArray,
+                   warmup_bar: float = _WARMUP_BAR) -> FloatArray:
+        """``values`` over their region's noise level in ``history``, which then takes them."""
+        z = np.zeros_like(values)
+        if len(history) >= 3:
+            z = np.where(values >= self._cfg.min_motion_px,
+                         values / self._level(history), 0.0).astype(np.float32)
+            if len(history) < self._warmup:  # too little history to know the face: only a
+                z /= warmup_bar                  # clearly large movement counts meanwhile
+        history.append(values)
+        return z
 
-    def _settle(self, active: _Active, pos: int, level: float) -> RawBurst | None:
-        """After release, follow the fall into its valley (back near the reference, rising
-        again, or at most ``self._tail`` frames) and put the offset at its lowest point."""
-        assert active.released_pos is not None
-        levels = [float(a.max()) for _, a in active.trace[active.released_pos:]]
-        rising = len(levels) > 1 and level > levels[-2]
-        if level <= self._cfg.valley * active.peak or rising or len(levels) > self._tail:
-            return self._finish(active.released_pos + int(np.argmin(levels)), held=False)
-        return None
+    def _advance(self) -> list[RawBurst]:
+        """Combine the scales for the frame every scale has judged; follow each group."""
+        pos = self._count - 1 - self._kmax
+        per_scale = self._pending.pop(pos, None)
+        if per_scale is None:
+            return []
+        steps = self._pending_steps.pop(pos, None)
+        if self.speaking:  # the mouth is judged against speech, not against itself at rest
+            per_scale = {k: z / self._speech_scale for k, z in per_scale.items()}
+            steps = None if steps is None else steps / self._speech_scale
+        self.last_signal = max(float(z.max()) for z in per_scale.values())
+        self.last_signal_index = self._sample(pos).index
+        out: list[RawBurst] = []
+        for group in self._groups:
+            k, z = max(per_scale.items(), key=lambda kv: float(kv[1][group.mask].max()))
+            z = np.where(group.mask, z, 0.0).astype(np.float32)
+            done = self._follow(group, pos, float(z.max()), k, z)
+            if done is not None and (raw := self._emit(group, done)) is not None:
+                self._add(out, raw)
+            if steps is not None:
+                held = self._follow_step(group, pos, np.where(group.mask, steps, 0.0))
+                if held is not None and (raw := self._emit_held(group, held)) is not None:
+                    self._add(out, raw)
+        return out
 
-    def _finish(self, end_pos: int, held: bool) -> RawBurst | None:
-        active = self._active
-        assert active is not None
-        self._active = None
-        self._disarmed = self._rearm_frames
-        peak = active.peak
-        levels = np.array([a.max() for _, a in active.trace[:active.apex_pos + 1]])
-        # Onset: the last frame before the apex still in the valley near the reference.
-        calm = np.flatnonzero(levels <= self._cfg.valley * peak)
-        onset_pos = int(calm[-1]) if len(calm) else 0
-        onset = active.trace[onset_pos][0]
-        offset = active.trace[end_pos][0]
-        self._last_offset = offset.index
-        duration = offset.pts_s - onset.pts_s
-        if peak < self._cfg.min_motion_px or duration < self._cfg.min_duration_s:
+    def _follow_step(self, group: _Group, pos: int, z: FloatArray) -> _Candidate | None:
+        """The same run logic for held expressions: the best step once its run is over."""
+        score, candidate = float(z.max()), group.step
+        if score >= _STEP_BAR * self._cfg.min_z and pos > group.held_until:
+            if candidate is None or score > candidate.score:
+                group.step = _Candidate(pos, score, self._kmax, z.astype(np.float32))
+            elif candidate is not None:
+                candidate.below = 0
             return None
-        apex_sample, apex_above = active.trace[active.apex_pos]
-        apex_vec = active.vectors[active.apex_pos]
+        if candidate is None:
+            return None
+        candidate.below += 1
+        if candidate.below < self._patience:
+            return None
+        group.step = None
+        return candidate
+
+    def _emit_held(self, group: _Group, cand: _Candidate) -> RawBurst | None:
+        """A held expression: onset where the rise starts, apex where it first reaches (nearly)
+        its full displacement, offset at the newest frame; the group reports no other held
+        expression for ``hold_s`` (its release belongs to it)."""
+        first = self._count - len(self._ring)
+        ref_pos = max(first, cand.pos - round(1.5 * cand.scale))
+        reference = self._sample(ref_pos)
+        best = int(np.argmax(cand.z))
+        trace = [(self._sample(p), self._motion.vectors(reference.gray, self._sample(p).gray))
+                 for p in range(ref_pos, self._count)]
+        levels = np.array([float(np.linalg.norm(v[best])) for _, v in trace])
+        peak = float(levels.max())
+        apex_i = int(np.flatnonzero(levels >= 0.9 * peak)[0])
+        onset_i = self._valley(levels, apex_i, -1, peak)
+        raw = self._raw(trace, onset_i, apex_i, len(trace) - 1, reference, cand, peak, held=True)
+        if raw is None:
+            return None
+        group.held_until = cand.pos + self._hold
+        if any(old[0] <= raw.apex.index <= old[1] for old in self._emitted):
+            return None  # its rise was already reported as a burst
+        return raw
+
+    def _add(self, out: list[RawBurst], raw: RawBurst) -> None:
+        """One action seen by both halves of the face is one burst: a burst that overlaps one
+        from the other half (IoU ≥ 0.5) joins it when both end now, and is dropped when the
+        other one was already emitted."""
+        span = (raw.onset.index, raw.offset.index)
+        for i, other in enumerate(out):
+            if _iou(span, (other.onset.index, other.offset.index)) >= 0.5:
+                out[i] = _joined(other, raw)
+                return
+        if any(_iou(span, old) >= 0.5 for old in self._emitted):
+            return
+        self._emitted.append(span)
+        out.append(raw)
+
+    def _follow(self, group: _Group, pos: int, score: float, k: int,
+                z: FloatArray) -> _Candidate | None:
+        """Update a group's candidate with this frame; the candidate when its run is over."""
+        candidate = group.candidate
+        if score >= self._cfg.min_z and self._sample(pos).index > group.last_offset:
+            if candidate is None or score > candidate.score:
+                group.candidate = _Candidate(pos, score, k, z)
+                return None
+            candidate.below = 0
+            if pos - candidate.pos <= 2 * candidate.scale:  # a long run: its peak is behind
+                return None
+        else:
+            if candidate is None:
+                return None
+            candidate.below += 1
+            if candidate.below < self._patience:
+                return None
+        group.candidate = None
+        return candidate
+
+    def _sample(self, pos: int) -> Sample:
+        return self._ring[pos - (self._count - len(self._ring))]
+
+    # -- the burst ------------------------------------------------------------------------------
+    def _forget(self, group: _Group, first: int, last: int) -> None:
+        """Replace a burst's own pulses in its regions' history by their typical level: one
+        expression must not make the region deaf to the next, while recurring movement
+        (speech) still raises its bar."""
+        for k, history in self._history.items():
+            if not history:
+                continue
+            typical = np.median(np.asarray(history), axis=0)
+            for i, pos in enumerate(self._judged[k]):
+                if first - k <= pos <= last + k:
+                    history[i] = np.where(group.mask, np.minimum(history[i], typical),
+                                          history[i]).astype(np.float32)
+
+    def _valley(self, levels: FloatArray, apex: int, step: int, peak: float) -> int:
+        """Walk from the apex (backwards for the onset, forwards for the offset) to where the
+        displacement is back near the reference, or to its lowest point before another
+        movement starts (it rises again by a fifth of the peak)."""
+        best = i = apex
+        while 0 <= i + step < len(levels):
+            i += step
+            if levels[i] < levels[best]:
+                best = i
+            if levels[i] <= self._cfg.valley * peak:
+                return i
+            if levels[i] > levels[best] + 0.2 * peak:
+                break
+        return best
+
+    def _emit(self, group: _Group, cand: _Candidate) -> RawBurst | None:
+        first = self._count - len(self._ring)
+        # From 1.5 scales before the peak (a slow rise starts before the pulse's own window) to
+        # the newest frame (a slow fall ends after it).
+        ref_pos = max(first, cand.pos - round(1.5 * cand.scale))
+        end_pos = self._count - 1
+        reference = self._sample(ref_pos)
+        best = int(np.argmax(cand.z))
+        trace = [(self._sample(p), self._motion.vectors(reference.gray, self._sample(p).gray))
+                 for p in range(ref_pos, end_pos + 1)]
+        levels = np.array([float(np.linalg.norm(v[best])) for _, v in trace])
+        # The apex is the largest displacement near the pulse's centre, not some later movement.
+        lo, hi = cand.pos - cand.scale - ref_pos, cand.pos + cand.scale - ref_pos + 1
+        apex_i = max(0, lo) + int(np.argmax(levels[max(0, lo):hi]))
+        peak = float(levels[apex_i])
+        onset_i = self._valley(levels, apex_i, -1, peak)
+        offset_i = self._valley(levels, apex_i, 1, peak)
+        isolated = cand.pos - group.last_burst > self._window
+        group.last_offset = max(trace[offset_i][0].index, self._sample(cand.pos).index)
+        group.last_burst = cand.pos
+        if isolated and not self.speaking:
+            self._forget(group, ref_pos + onset_i, ref_pos + offset_i)
+        return self._raw(trace, onset_i, apex_i, offset_i, reference, cand, peak, held=False)
+
+    def _raw(self, trace: list[tuple[Sample, FloatArray]], onset_i: int, apex_i: int,
+             offset_i: int, reference: Sample, cand: _Candidate, peak: float,
+             held: bool) -> RawBurst | None:
+        onset, apex, offset = trace[onset_i][0], trace[apex_i][0], trace[offset_i][0]
+        if offset.pts_s - onset.pts_s < self._cfg.min_duration_s:
+            return None
         names = self._motion.names
-        order = np.argsort(-apex_above)
-        regions = tuple(names[i] for i in order if apex_above[i] >= 0.5 * peak)
+        order = np.argsort(-cand.z)
+        best = float(cand.z[order[0]])
+        regions = tuple(names[i] for i in order if cand.z[i] >= self._cfg.region_share * best)
+        apex_vec = trace[apex_i][1]
         vectors = {names[i]: (float(apex_vec[i, 0]), float(apex_vec[i, 1])) for i in order}
-        return RawBurst(onset, apex_sample, offset, active.reference, regions, vectors, peak, held)
+        return RawBurst(onset, apex, offset, reference, regions, vectors, peak, held)

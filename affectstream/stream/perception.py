@@ -8,7 +8,7 @@ describer → rolling log and keyframes (DESIGN §2, §7).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +18,13 @@ import cv2
 from affectstream.config import Config
 from affectstream.detectors import facs
 from affectstream.detectors.align import FaceAligner, scaled
-from affectstream.detectors.describer import SlowChangeDescriber, describe_burst, is_blink
+from affectstream.detectors.describer import SlowChangeDescriber, describe_burst, is_eye_movement
 from affectstream.detectors.face import CenterFaceDetector
 from affectstream.detectors.keyframes import KeyframeStore
 from affectstream.detectors.landmarks import TrackLandmarker
 from affectstream.detectors.motion import RegionMotion
-from affectstream.detectors.spotter import BurstSpotter, RawBurst, Sample
+from affectstream.detectors.samples import RawBurst, Sample
+from affectstream.detectors.spotter import BurstSpotter
 from affectstream.detectors.textlog import RollingLog
 from affectstream.detectors.tracker import FaceTracker, Track
 from affectstream.labels import LABEL_SETS
@@ -39,6 +40,11 @@ from affectstream.types import (
     LogLine,
     TrackEvent,
 )
+
+SampleObserver = Callable[[int, Sample, tuple[int, float]], None]
+"""observer(track_id, sample, (frame index, spotter score)): every aligned sample the spotter
+sees, with its latest score (which lags the sample by the spotter's look-ahead), for research
+tools: the spotting benchmark runs its baseline on the same crops and plots the score."""
 
 STAGES = ("detect", "track", "landmarks", "align", "classify", "spot", "describe")
 
@@ -100,8 +106,9 @@ class _Collector:
 
 class Perception:
     def __init__(self, cfg: Config, model_paths: dict[str, Path], fps: float, run_id: str, *,
-                 still_image: bool = False) -> None:
+                 still_image: bool = False, observer: SampleObserver | None = None) -> None:
         self._cfg = cfg
+        self._observer = observer
         self._fps = fps if fps > 0 else 30.0
         self._run_id = run_id
         self._landmarker_path = model_paths.get("face-landmarker")
@@ -191,8 +198,11 @@ class Perception:
                               lm.landmarks, lm.blendshapes, lm.head_pose, units, expression))
         assert state.spotter is not None
         with out.stage("spot"):
-            raw = state.spotter.update(Sample(frame.index, frame.pts_s, gray, crop,
-                                              lm.blendshapes))
+            sample = Sample(frame.index, frame.pts_s, gray, crop, lm.blendshapes)
+            spotted = state.spotter.update(sample)
+        if self._observer is not None:
+            self._observer(track.track_id, sample,
+                           (state.spotter.last_signal_index, state.spotter.last_signal))
         with out.stage("describe"):
             kf = state.keyframes.offer(frame.index, frame.pts_s, crop,
                                        expression if self._cfg.specialist.to_vlm else None)
@@ -200,7 +210,7 @@ class Perception:
                 out.keyframes.append(kf)
             for line in state.changes.update(frame.pts_s, units):
                 self._log(state, line, out)
-            if raw is not None:
+            for raw in spotted:
                 self._emit_burst(state, raw, out)
 
     def _classify(self, state: TrackState, crop: Image, keyframe_due: bool,
@@ -220,8 +230,7 @@ class Perception:
         if state.aligner is None:
             state.aligner = FaceAligner(landmarks)
             state.motion = RegionMotion(state.aligner.template, size)
-            state.spotter = BurstSpotter(self._cfg.spotter, state.motion, self._fps,
-                                         self._cfg.motion.lag_s)
+            state.spotter = BurstSpotter(self._cfg.spotter, state.motion, self._fps)
         m_unit = state.aligner.unit_transform(landmarks)
         crop = cv2.warpAffine(image, scaled(m_unit, kf_size), (kf_size, kf_size),
                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -230,7 +239,7 @@ class Perception:
         return crop, gray
 
     def _emit_burst(self, state: TrackState, raw: RawBurst, out: _Collector) -> None:
-        if self._cfg.spotter.blink_masking and is_blink(raw):
+        if self._cfg.spotter.blink_masking and is_eye_movement(raw):
             return
         burst_id = f"{self._cfg.camera_id}-{self._run_id}-t{state.track_id}-f{raw.onset.index}"
         burst = describe_burst(raw, burst_id=burst_id, camera=self._cfg.camera_id,
@@ -257,8 +266,7 @@ class Perception:
         state = self.tracks.pop(track.track_id, None)
         if state is not None:
             if state.spotter is not None:
-                raw = state.spotter.flush()
-                if raw is not None:
+                for raw in state.spotter.flush():
                     self._emit_burst(state, raw, out)
             if state.landmarker is not None:
                 state.landmarker.close()

@@ -14,10 +14,10 @@ from affectstream.detectors.describer import (
     SlowChangeDescriber,
     burst_action_units,
     describe_burst,
-    is_blink,
+    is_eye_movement,
     region_phrases,
 )
-from affectstream.detectors.spotter import RawBurst, Sample
+from affectstream.detectors.samples import RawBurst, Sample
 from affectstream.types import Burst, LogLine
 
 CROP = 128
@@ -31,13 +31,13 @@ def sample(index: int, pts_s: float, blend: dict[str, float] | None = None) -> S
 def raw_burst(onset_s: float, offset_s: float, regions: tuple[str, ...],
               vectors: dict[str, tuple[float, float]], *, fps: float = 30.0,
               ref_blend: dict[str, float] | None = None,
-              apex_blend: dict[str, float] | None = None, held: bool = False) -> RawBurst:
+              apex_blend: dict[str, float] | None = None) -> RawBurst:
     on, off = round(onset_s * fps), round(offset_s * fps)
     apex_s = (onset_s + offset_s) / 2
     return RawBurst(
         onset=sample(on, onset_s), apex=sample((on + off) // 2, apex_s, apex_blend),
         offset=sample(off, offset_s), reference=sample(on - 3, onset_s - 0.1, ref_blend),
-        regions=regions, apex_vectors=vectors, peak_motion=1.234567, held=held)
+        regions=regions, apex_vectors=vectors, peak_motion=1.234567)
 
 
 def describe(raw: RawBurst, micro_max_s: float = 0.5) -> Burst:
@@ -132,25 +132,23 @@ def test_blendshape_aus_come_first_and_blink_is_not_an_au() -> None:
     assert "(AU12 strong)" in describe(raw).text
 
 
-def test_held_burst_and_fallback_phrase() -> None:
-    held = describe(raw_burst(1.0, 5.0, ("chin",), {"chin": (0.0, 3.0)}, held=True))
-    assert held.text.endswith(", still held")
+def test_fallback_phrase() -> None:
     nothing = describe(raw_burst(1.0, 1.2, (), {}))
     assert nothing.text == "1.00–1.20 s, 0.20 s micro: facial movement"
 
 
-def test_is_blink() -> None:
+def test_is_eye_movement() -> None:
     lids = ("lower_lid_L", "lower_lid_R")
     vec = {"lower_lid_L": (0.0, -1.0), "lower_lid_R": (0.0, -1.0),
            "mouth_corner_L": (1.0, -1.0)}
     closed = {"eyeBlinkLeft": 0.7, "eyeBlinkRight": 0.65}
     opened = {"eyeBlinkLeft": 0.05, "eyeBlinkRight": 0.05}
-    assert is_blink(raw_burst(1, 1.2, lids, vec, ref_blend=opened, apex_blend=closed))
+    assert is_eye_movement(raw_burst(1, 1.2, lids, vec, ref_blend=opened, apex_blend=closed))
     # Eye regions but the lids barely closed: a real lid action, not a blink.
-    assert not is_blink(raw_burst(1, 1.2, lids, vec, ref_blend=opened,
+    assert not is_eye_movement(raw_burst(1, 1.2, lids, vec, ref_blend=opened,
                                   apex_blend={"eyeBlinkLeft": 0.2, "eyeBlinkRight": 0.2}))
     # The mouth moved too: not only a blink.
-    assert not is_blink(raw_burst(1, 1.2, (*lids, "mouth_corner_L"), vec, ref_blend=opened,
+    assert not is_eye_movement(raw_burst(1, 1.2, (*lids, "mouth_corner_L"), vec, ref_blend=opened,
                                   apex_blend=closed))
 
 

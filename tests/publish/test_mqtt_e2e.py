@@ -123,7 +123,9 @@ def test_broker_outage_mid_run_loses_no_qos1_message(
         try:
             sub.wait_for(lambda m: m.topic.endswith("/bursts"), timeout=60)
             broker.stop()
+            down = time.time()
             time.sleep(15)  # the outage itself; the run keeps producing meanwhile
+            up = time.time()
             broker.start()
             assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
             sub.wait_for(_is("availability", b"offline"), timeout=30)
@@ -143,7 +145,9 @@ def test_broker_outage_mid_run_loses_no_qos1_message(
     # `affectstream run` in stats, not asserted here.
     assert mqtt_stats["burst_to_broker_ms"]["p95"] is not None
     # Bursts were produced during the outage, so the check above covered queued messages.
-    assert sum(1 for t, _ in expected if t.endswith("/bursts")) >= 8
+    during = [m for m in lines if m["topic"].endswith("/bursts")
+              and down < m["payload"]["ts"] < up]
+    assert len(during) >= 2, [m["payload"]["ts"] for m in lines if m["topic"].endswith("/bursts")]
 
 
 def test_tls_and_password(tmp_path: Path, media_dir: Path, model_paths: dict[str, Path],
