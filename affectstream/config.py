@@ -76,7 +76,7 @@ class MotionConfig(_Section):
 
 class SpotterConfig(_Section):
     scale_s: float = Field(0.12, gt=0, le=1, description="Smallest half-width (seconds) of the there-and-back pulses looked for: a movement that goes and returns within about twice a scale scores at that scale.")
-    scales: int = Field(3, ge=1, le=5, description="Number of pulse scales, each twice the one before (0.12, 0.24, 0.48 s by default; one optical-flow call per frame for each, plus one). The largest is the spotter's look-ahead: bursts are emitted that long (plus a few frames) after their peak.")
+    scales: int = Field(3, ge=1, le=5, description="Number of pulse scales, each twice the one before (0.12, 0.24, 0.48 s by default). The largest is the spotter's look-ahead: bursts are emitted that long (plus a few frames) after their peak.")
     window_s: float = Field(4.0, gt=0.5, description="Trailing window of each region's own pulse history, against which a pulse is judged.")
     noise_quantile: float = Field(0.98, gt=0, lt=1, description="Quantile of a region's pulse history taken as its current noise level (high while the region is busy, e.g. the mouth while speaking).")
     noise_floor_px: float = Field(0.15, gt=0, description="Added to the noise level (pixels on the aligned crop), so a quiet region still needs a visible movement.")

@@ -7,11 +7,12 @@ region, with ``c`` the frame ``k`` frames ago, the *pulse* is
     pulse_k(c) = min(|rise|, |fall|) − |net|      if rise and fall point in opposite directions
 
 with ``rise`` the region displacement from ``c−k`` to ``c``, ``fall`` from ``c`` to ``c+k`` and
-``net`` from ``c−k`` to ``c+k`` (each one optical-flow call between aligned crops, with the head's
-affine motion removed). A held expression (a step) gives ``net ≈ rise`` and no pulse, a ramp gives
-a ``fall`` in the same direction as its ``rise``: only a movement that returns within about ``2k``
-frames scores. Scales double (``k``, ``2k``, …) so one flow per lag serves two scales:
-``scales + 1`` flows per frame.
+``net`` from ``c−k`` to ``c+k`` (head motion removed). A held expression (a step) gives
+``net ≈ rise`` and no pulse, a ramp gives a ``fall`` in the same direction as its ``rise``: only a
+movement that returns within about ``2k`` frames scores. Scales double (``k``, ``2k``, …), and
+so does every lag needed: one optical-flow call per frame measures the smallest lag, and each
+longer displacement is the sum of two of the next shorter ones (region displacements add up),
+so the scales cost additions, not flows.
 
 Each pulse is divided by its own region's and scale's recent level (a high quantile of its
 trailing history, plus a floor), so a region that is always busy — the mouth while speaking, the
@@ -31,6 +32,7 @@ Latency: a frame is judged once the largest scale has passed after it (the state
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass
 
@@ -67,6 +69,13 @@ class _Candidate:
     z: FloatArray
     """Per-region normalised pulse at the best frame and scale."""
     below: int = 0
+    """Frames since the run's score fell below the threshold."""
+
+    @property
+    def closing(self) -> int:
+        """Frames below the threshold that end the run: half its scale, so the fall of a wide
+        pulse is followed far enough to place its offset."""
+        return max(1, round(0.5 * self.scale))
 
 
 @dataclass(slots=True)
@@ -100,7 +109,7 @@ def _joined(first: RawBurst, second: RawBurst) -> RawBurst:
 
 def scale_frames(scale_s: float, scales: int, fps: float) -> tuple[int, ...]:
     """Pulse half-widths in frames, smallest first, each twice the one before (so the lags
-    ``k`` and ``2k`` of all scales are ``scales + 1`` distinct flows)."""
+    ``k`` and ``2k`` of all scales are ``scales + 1`` distinct lags, each double the last)."""
     base = max(1, round(scale_s * fps))
     return tuple(base * 2**i for i in range(scales))
 
@@ -132,12 +141,12 @@ class BurstSpotter:
         self._speech_px = _SPEECH_PX * motion.size / 128
         self._speech_scale = np.where(self._mouth, cfg.speech_factor, 1.0).astype(np.float32)
         self._pending: dict[int, dict[int, FloatArray]] = {}
+        """Normalised pulses per frame position and scale until every scale has judged it."""
         self._steps = deque[FloatArray](maxlen=window)
+        """History of held-expression (step) scores, like ``_history`` for pulses."""
         self._pending_steps: dict[int, FloatArray] = {}
         self._hold = max(1, round(cfg.hold_s * self._fps))
-        """Normalised pulses per frame position and scale until every scale has judged it."""
         self._warmup = max(3, round(cfg.warmup_s * self._fps))
-        self._patience = max(1, round(0.5 * self._scales[0]))
         self._emitted: deque[tuple[int, int]] = deque(maxlen=4)
         """Frame spans of the last bursts emitted."""
         self._groups = tuple(_Group(np.array([n.startswith(stems) for n in names]))
@@ -151,18 +160,18 @@ class BurstSpotter:
     def active(self) -> bool:
         return any(g.candidate is not None for g in self._groups)
 
-    @property
-    def lookahead_frames(self) -> int:
-        return self._kmax
-
     def update(self, sample: Sample) -> list[RawBurst]:
         """Take one aligned sample; the bursts whose runs ended with it (usually none)."""
         self._ring.append(sample)
         self._count += 1
-        for lag in self._lags:
-            if len(self._ring) > lag:
-                self._disp[lag].append(self._motion.vectors(self._ring[-1 - lag].gray,
-                                                            sample.gray))
+        base = self._lags[0]
+        if len(self._ring) > base:
+            self._disp[base].append(self._motion.vectors(self._ring[-1 - base].gray, sample.gray))
+        for short, lag in itertools.pairwise(self._lags):
+            # Region displacements add up: over 2L frames it is the last L's plus the L before.
+            steps = self._disp[short]
+            if len(self._ring) > lag and len(steps) > short:
+                self._disp[lag].append(steps[-1 - short] + steps[-1])
         quick = self._disp[self._scales[0]]
         if quick and len(self._ring) > self._scales[0]:
             norms = np.linalg.norm(quick[-1], axis=1)
@@ -284,7 +293,7 @@ class BurstSpotter:
         if candidate is None:
             return None
         candidate.below += 1
-        if candidate.below < self._patience:
+        if candidate.below < candidate.closing:
             return None
         group.step = None
         return candidate
@@ -340,7 +349,7 @@ class BurstSpotter:
             if candidate is None:
                 return None
             candidate.below += 1
-            if candidate.below < self._patience:
+            if candidate.below < candidate.closing:
                 return None
         group.candidate = None
         return candidate

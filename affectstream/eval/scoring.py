@@ -224,7 +224,7 @@ def _on_natural(runs: Sequence[ClipRun], iou_threshold: float) -> int:
 def _attribution(pairs: Sequence[tuple[PredEvent, TruthEvent]]) -> dict[str, Any]:
     n = len(pairs)
     if n == 0 or not any(p.regions or p.aus for p, _ in pairs):  # nothing to attribute
-        return {"matched": 0, "region_accuracy": None, "region_any": None, "au_accuracy": None}
+        return {"matched": n, "region_accuracy": None, "region_any": None, "au_accuracy": None}
     first = any_ = au = 0
     for pred, truth in pairs:
         expected = EXPECTED_REGIONS[truth.action]

@@ -118,7 +118,9 @@ def test_broker_outage_mid_run_loses_no_qos1_message(
     out = tmp_path / "out.jsonl"
     with Subscriber(**broker.client_kwargs(), client_id="r2-watcher",
                     clean_session=False) as sub:
-        proc = _popen("run", "--source", str(media_dir / "single_face.mp4"), "--loop",
+        # The demo clip has an injected expression every 2.5 s, so bursts keep coming while the
+        # broker is down (a looped smile clip becomes the face's normal motion and goes quiet).
+        proc = _popen("run", "--source", "demo", "--loop",
                       "--max-seconds", "40", "--sink", broker.url, "--sink", f"jsonl:{out}")
         try:
             sub.wait_for(lambda m: m.topic.endswith("/bursts"), timeout=60)
