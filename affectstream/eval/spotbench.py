@@ -23,6 +23,7 @@ from affectstream.errors import SourceError
 from affectstream.eval.baseline import BaselineConfig, signal, spot_baseline
 from affectstream.eval.scoring import ClipRun, PredEvent, TruthEvent, per_clip_rows, score_runs
 from affectstream.stream.offline import perceive_file
+from affectstream.types import Image
 
 Progress = Callable[[str, int], None]
 """progress(clip name, frames done in this clip)."""
@@ -85,25 +86,20 @@ def clip_from_files(video: Path, truth_file: Path) -> BenchClip:
 
 
 class _Recorder:
-    """Keeps every sample of every track and the spotter's score per frame."""
+    """Keeps every track's small grey crops (what the baseline needs; the colour crops would
+    cost ten times the memory) and the spotter's score per frame."""
 
     def __init__(self) -> None:
-        self.samples: dict[int, list[Sample]] = {}
+        self.crops: dict[int, list[tuple[int, Image]]] = {}
         self.scores: dict[int, dict[int, float]] = {}
 
     def __call__(self, track_id: int, sample: Sample, score: tuple[int, float]) -> None:
-        self.samples.setdefault(track_id, []).append(sample)
+        self.crops.setdefault(track_id, []).append((sample.index, sample.gray))
         if score[0] >= 0:
             self.scores.setdefault(track_id, {})[score[0]] = score[1]
 
     def main_track(self) -> int | None:
-        return max(self.samples, key=lambda t: len(self.samples[t]), default=None)
-
-
-def _pred(burst_frames: tuple[int, int, int], kind: str, regions: tuple[str, ...],
-          aus: tuple[int, ...], emitted: int) -> PredEvent:
-    onset, apex, offset = burst_frames
-    return PredEvent(onset, apex, offset, kind, regions, aus, emitted)  # type: ignore[arg-type]
+        return max(self.crops, key=lambda t: len(self.crops[t]), default=None)
 
 
 def run_clip(cfg: Config, model_paths: dict[str, Path], clip: BenchClip,
@@ -118,21 +114,20 @@ def run_clip(cfg: Config, model_paths: dict[str, Path], clip: BenchClip,
             last = item.frame.index
             if progress is not None and frames % 10 == 0:
                 progress(clip.name, frames)
-        for b in item.result.bursts:
-            preds.append(_pred((b.onset_frame, b.apex_frame, b.offset_frame), b.kind, b.regions,
-                               tuple(u.au for u in b.action_units), last))
+        preds.extend(PredEvent(b.onset_frame, b.apex_frame, b.offset_frame, b.kind, b.regions,
+                               tuple(u.au for u in b.action_units), last)
+                     for b in item.result.bursts)
     total = max(frames, clip.frames)
     main = recorder.main_track()
     live_signal = np.full(total, np.nan)
     base_signal = np.full(total, np.nan)
     base_preds: list[PredEvent] = []
     if main is not None:
-        samples = recorder.samples[main]
-        index = np.array([s.index for s in samples])
+        index = np.array([i for i, _ in recorder.crops[main]])
         for frame, score in recorder.scores.get(main, {}).items():
             if frame < total:
                 live_signal[frame] = score
-        crops = [s.gray for s in samples]
+        crops = [gray for _, gray in recorder.crops[main]]
         base_signal[index] = signal(crops, clip.fps, baseline_cfg)
         for onset, apex, offset, kind in spot_baseline(crops, clip.fps, baseline_cfg):
             base_preds.append(PredEvent(int(index[onset]), int(index[apex]), int(index[offset]),
