@@ -7,17 +7,22 @@ import json
 import sys
 from pathlib import Path
 
+from rich.console import Console
+
 from affectstream.config import Config
 from affectstream.errors import ConfigError, SourceError
 from affectstream.eval.spotbench import BenchClip, clip_from_files, clip_from_manifest
 
 
 def _clips(args: argparse.Namespace, cfg: Config, model_paths: dict[str, Path],
-           console: object) -> tuple[list[BenchClip], Path | None]:
+           console: Console) -> tuple[list[BenchClip], Path | None]:
     """The clips to score and the benchmark folder they come from (None for --videos)."""
     from affectstream import models
     from affectstream.eval import benchset
 
+    if args.truth and not args.videos:
+        raise ConfigError("--truth given without --videos; give the videos the truth files "
+                          "belong to, in the same order")
     if args.videos:
         truths = args.truth or []
         if len(truths) != len(args.videos):
@@ -30,7 +35,7 @@ def _clips(args: argparse.Namespace, cfg: Config, model_paths: dict[str, Path],
         from rich.progress import Progress
 
         home = models.models_dir(cfg.models.home).parent
-        with Progress(console=console, transient=True) as bar:  # type: ignore[arg-type]
+        with Progress(console=console, transient=True) as bar:
             task = bar.add_task("benchmark set", total=None)
 
             def step(label: str, done: int, total: int) -> None:
@@ -54,7 +59,6 @@ def _clips(args: argparse.Namespace, cfg: Config, model_paths: dict[str, Path],
 
 
 def eval_spotting(args: argparse.Namespace, cfg: Config) -> int:
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from affectstream.app import resolve_models
