@@ -159,6 +159,7 @@ class BurstSpotter:
         self._brows = np.array([n.startswith(("inner_brow", "outer_brow")) for n in names])
         self._activity: deque[tuple[float, float]] = deque(maxlen=max(2, round(self._fps)))
         self._speech_px = _SPEECH_PX * motion.size / 128
+        self._speaking = False
         self._speech_scale = np.where(self._mouth, cfg.speech_factor, 1.0).astype(np.float32)
         self._pending: dict[int, dict[int, FloatArray]] = {}
         """Normalised pulses per frame position and scale until every scale has judged it."""
@@ -197,6 +198,7 @@ class BurstSpotter:
             norms = np.linalg.norm(quick[-1], axis=1)
             self._activity.append((float(norms[self._chin].mean()),
                                    float(norms[self._brows].mean())))
+            self._update_speaking()
         for k in self._scales:
             self._judge(k)
         return self._advance()
@@ -204,10 +206,15 @@ class BurstSpotter:
     @property
     def speaking(self) -> bool:
         """The jaw has kept moving for the last second, clearly more than the brows."""
+        return self._speaking
+
+    def _update_speaking(self) -> None:
+        # Hysteresis: speech has pauses between words, which must not end it.
         if len(self._activity) < self._activity.maxlen:  # type: ignore[operator]
-            return False
+            return
         chin, brows = np.mean(np.asarray(self._activity), axis=0)
-        return bool(chin >= max(self._speech_px, _SPEECH_RATIO * brows))
+        bar = max(self._speech_px, _SPEECH_RATIO * brows)
+        self._speaking = bool(chin >= (0.6 * bar if self._speaking else bar))
 
     def flush(self) -> list[RawBurst]:
         """The track or stream ended: emit the bursts whose peaks were already found, and an

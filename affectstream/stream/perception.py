@@ -76,6 +76,8 @@ class TrackState:
     motion: RegionMotion | None = None
     spotter: BurstSpotter | None = None
     bursts: int = 0
+    speaking_since: float | None = None
+    """Stream time the face started speaking (the spotter's speaking state), None if silent."""
     frames: int = 0
     """Frames with landmarks so far (the specialist runs on every n-th)."""
 
@@ -210,6 +212,7 @@ class Perception:
                 out.keyframes.append(kf)
             for line in state.changes.update(frame.pts_s, units):
                 self._log(state, line, out)
+            self._speech_line(state, frame.pts_s, state.spotter.speaking, out)
             for raw in spotted:
                 self._emit_burst(state, raw, out)
 
@@ -257,6 +260,24 @@ class Perception:
                                                       raw.apex.crop, burst_id, expression))
         self._log(state, LogLine(burst.camera, burst.track_id, burst.onset_s, burst.offset_s,
                                  "burst", burst.text, burst.id), out)
+
+    def _speech_line(self, state: TrackState, pts_s: float, speaking: bool,
+                     out: _Collector) -> None:
+        """A log line when the face starts or stops speaking: the VLM reads mouth bursts
+        differently during speech, and the spotter judges them differently too."""
+        if speaking == (state.speaking_since is not None):
+            return
+        cam, tid = self._cfg.camera_id, state.track_id
+        if speaking:
+            state.speaking_since = pts_s
+            self._log(state, LogLine(cam, tid, pts_s, pts_s, "change",
+                                     f"{pts_s:.2f} s: started speaking"), out)
+            return
+        start, state.speaking_since = state.speaking_since, None
+        assert start is not None
+        self._log(state, LogLine(cam, tid, start, pts_s, "change",
+                                 f"{pts_s:.2f} s: stopped speaking after {pts_s - start:.2f} s"),
+                  out)
 
     def _log(self, state: TrackState, line: LogLine, out: _Collector) -> None:
         state.log.append(line)

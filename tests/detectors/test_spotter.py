@@ -188,3 +188,23 @@ def test_scale_frames() -> None:
     assert scale_frames(0.1, 3, 30.0) == (3, 6, 12)
     assert scale_frames(0.1, 3, 25.0) == (2, 4, 8)
     assert scale_frames(0.01, 2, 30.0) == (1, 2)
+
+
+def test_speaking_state_follows_sustained_jaw_movement(template: FloatArray) -> None:
+    """Speaking starts once the jaw's mean movement over the last second is clearly up,
+    survives a pause between words, and ends when the jaw stays still."""
+    rng = np.random.default_rng(7)
+    base = texture(0)
+    chin = region_block(template, "chin", 8)
+    spotter = BurstSpotter(SpotterConfig(), RegionMotion(template, CROP), 30.0)
+    states = []
+    for i in range(240):
+        talking = 30 <= i < 150 and not 95 <= i < 101  # 4 s of speech with a 0.2 s pause
+        level = _speech(i)[0][2] if talking else 0.0
+        img = shift_block(base, chin, 0.0, level)
+        gray = np.clip(img + rng.normal(0, 2.0, img.shape), 0, 255).astype(np.uint8)
+        spotter.update(Sample(i, i / 30, gray, gray, {}))
+        states.append(spotter.speaking)
+    assert not any(states[:30])
+    assert all(states[60:150])  # the pause at 95–100 included
+    assert not any(states[200:])
