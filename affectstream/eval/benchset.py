@@ -42,7 +42,7 @@ from affectstream.eval.inject import (
     InjectedExpression,
     classify_kind,
     inter_ocular,
-    profile,
+    strengths,
     warp_expression,
 )
 from affectstream.models import sha256_file
@@ -97,15 +97,6 @@ def schedule(frames: int, fps: float, seed: int,
                                          classify_kind(t, t + dur, fps)))
         t += dur + round(float(rng.uniform(*GAP_S)) * fps)
     return tuple(events)
-
-
-def strengths(frame: int, truth: Sequence[InjectedExpression]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for e in truth:
-        level = profile(frame, e)
-        if level > 0.0:
-            out[e.action] = out.get(e.action, 0.0) + level * e.amplitude
-    return out
 
 
 # -- sources ---------------------------------------------------------------------------------

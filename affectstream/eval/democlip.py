@@ -26,7 +26,7 @@ from affectstream.eval.inject import (
     InjectedExpression,
     classify_kind,
     inter_ocular,
-    profile,
+    strengths,
     warp_expression,
 )
 
@@ -229,12 +229,7 @@ class DemoScene:
 
     def strengths(self, i: int) -> dict[str, float]:
         """Action → strength (IOD fraction) active at frame ``i``."""
-        out: dict[str, float] = {}
-        for e in self.truth:
-            level = profile(i, e)
-            if level > 0.0:
-                out[e.action] = out.get(e.action, 0.0) + level * e.amplitude
-        return out
+        return strengths(i, self.truth)
 
     def frame(self, i: int, *, noise: bool = True) -> Image:
         """Frame ``i`` (BGR): expression warp on the still, then head pose, gain and noise."""

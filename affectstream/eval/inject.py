@@ -13,7 +13,7 @@ for a point on the viewer's left half, "outwards" is ``-x``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -219,6 +219,16 @@ def profile(frame: int, e: InjectedExpression) -> float:
     else:
         t = (e.offset_frame - frame) / (e.offset_frame - e.apex_frame)
     return 0.5 - 0.5 * math.cos(math.pi * t)
+
+
+def strengths(frame: int, truth: Sequence[InjectedExpression]) -> dict[str, float]:
+    """Action → strength (IOD fraction) of the expressions active at ``frame``."""
+    out: dict[str, float] = {}
+    for e in truth:
+        level = profile(frame, e)
+        if level > 0.0:
+            out[e.action] = out.get(e.action, 0.0) + level * e.amplitude
+    return out
 
 
 def inter_ocular(landmarks_px: npt.NDArray[Any]) -> float:
