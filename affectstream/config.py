@@ -88,7 +88,7 @@ class SpotterConfig(_Section):
     valley: float = Field(0.3, ge=0, lt=1, description="Onset and offset are placed where the displacement of the burst's main region is back within this fraction of its peak.")
     region_share: float = Field(0.6, gt=0, le=1, description="A region is named in the burst when its normalised pulse is at least this share of the strongest region's.")
     hold_s: float = Field(4.0, gt=0, description="An expression that rises and stays (a step, no pulse) is reported once as a held burst; the same half of the face reports no other held expression for this long, so its release is not a second one.")
-    warmup_s: float = Field(1.0, ge=0, description="Seconds of pulse history each region needs before it can start a burst (a new track cannot judge what is unusual for its face before that).")
+    warmup_s: float = Field(1.0, ge=0, description="Seconds of pulse history each region needs before its pulses count (a new track cannot judge what is unusual for its face before that); held expressions are reported from the start.")
     blink_masking: bool = Field(True, description="Drop bursts that only move the eye area while the eyes blink or look elsewhere (blendshapes): blinks and gaze shifts are not expressions.")
 
 

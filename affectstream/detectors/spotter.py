@@ -49,8 +49,6 @@ _GROUPS = (("inner_brow", "outer_brow", "lower_lid"), ("nose", *_MOUTH))
 """Upper and lower face, as FACS divides them."""
 _STEP_BAR = 3.0
 """A held expression needs this many times ``min_z``: speech and head turns make steps too."""
-_WARMUP_BAR = 3.0
-"""During the warm-up a pulse needs this many times ``min_z``."""
 _SPEECH_PX = 0.4
 """Mean jaw movement per smallest-scale lag (pixels on a 128 px crop) above which the face
 counts as speaking, measured over one second (talking heads: 0.5–2.6, a still face: < 0.2)."""
@@ -256,13 +254,16 @@ class BurstSpotter:
         opposed = (rise * fall).sum(axis=1) < -0.3 * r * f
         pulse = np.maximum(np.where(opposed, np.minimum(r, f) - n, 0.0), 0.0).astype(np.float32)
         pos = self._count - 1 - k
-        self._pending.setdefault(pos, {})[k] = self._normalise(self._history[k], pulse)
+        # A pulse is only judged once the face's normal motion is known (the warm-up).
+        self._pending.setdefault(pos, {})[k] = self._normalise(self._history[k], pulse,
+                                                               self._warmup)
         self._judged[k].append(pos)
         if k == self._kmax:  # a held expression: went there (rise ≈ net) and stayed (no fall)
             stayed = ((rise * net).sum(axis=1) > 0.5 * r * n) & (f < 0.5 * r)
             step = np.maximum(np.where(stayed, np.minimum(r, n) - f, 0.0), 0.0)
-            # Steps already need _STEP_BAR times more, which is bar enough in the warm-up.
-            self._pending_steps[pos] = self._normalise(self._steps, step.astype(np.float32), 1.0)
+            # Steps need _STEP_BAR times more, which is bar enough in the warm-up: an
+            # expression a new face starts with is still reported.
+            self._pending_steps[pos] = self._normalise(self._steps, step.astype(np.float32), 3)
 
     def _level(self, history: deque[FloatArray]) -> FloatArray:
         """Each region's noise level: a high quantile of its history, plus the floor."""
@@ -272,14 +273,13 @@ class BurstSpotter:
         return level
 
     def _normalise(self, history: deque[FloatArray], values: FloatArray,
-                   warmup_bar: float = _WARMUP_BAR) -> FloatArray:
-        """``values`` over their region's noise level in ``history``, which then takes them."""
+                   minimum: int) -> FloatArray:
+        """``values`` over their region's noise level in ``history`` (zero while the history
+        is shorter than ``minimum``), which then takes them."""
         z = np.zeros_like(values)
-        if len(history) >= 3:
+        if len(history) >= minimum:
             z = np.where(values >= self._cfg.min_motion_px,
                          values / self._level(history), 0.0).astype(np.float32)
-            if len(history) < self._warmup:  # too little history to know the face: only a
-                z /= warmup_bar                  # clearly large movement counts meanwhile
         history.append(values)
         return z
 
