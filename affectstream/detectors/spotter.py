@@ -185,18 +185,17 @@ class BurstSpotter:
         self._count += 1
         base = self._lags[0]
         if len(self._ring) > base:
-            self._disp[base].append(self._motion.vectors(self._ring[-1 - base].gray, sample.gray))
+            quick = self._motion.vectors(self._ring[-1 - base].gray, sample.gray)
+            self._disp[base].append(quick)
+            norms = np.linalg.norm(quick, axis=1)
+            self._activity.append((float(norms[self._chin].mean()),
+                                   float(norms[self._brows].mean())))
+            self._update_speaking()
         for short, lag in itertools.pairwise(self._lags):
             # Region displacements add up: over 2L frames it is the last L's plus the L before.
             steps = self._disp[short]
             if len(self._ring) > lag and len(steps) > short:
                 self._disp[lag].append(steps[-1 - short] + steps[-1])
-        quick = self._disp[self._scales[0]]
-        if quick and len(self._ring) > self._scales[0]:
-            norms = np.linalg.norm(quick[-1], axis=1)
-            self._activity.append((float(norms[self._chin].mean()),
-                                   float(norms[self._brows].mean())))
-            self._update_speaking()
         for k in self._scales:
             self._judge(k)
         return self._advance()
@@ -320,13 +319,8 @@ class BurstSpotter:
         """A held expression: onset where the rise starts, apex where it first reaches (nearly)
         its full displacement, offset at the newest frame; the group reports no other held
         expression for ``hold_s`` (its release belongs to it)."""
-        first = self._count - len(self._ring)
-        ref_pos = max(first, cand.pos - round(1.5 * cand.scale))
-        reference = self._sample(ref_pos)
-        best = int(np.argmax(cand.z))
-        trace = [(self._sample(p), self._motion.vectors(reference.gray, self._sample(p).gray))
-                 for p in range(ref_pos, self._count)]
-        levels = np.array([float(np.linalg.norm(v[best])) for _, v in trace])
+        _, trace, levels = self._trace(cand)
+        reference = trace[0][0]
         peak = float(levels.max())
         apex_i = int(np.flatnonzero(levels >= 0.9 * peak)[0])
         onset_i = self._valley(levels, apex_i, -1, peak)
@@ -391,17 +385,22 @@ class BurstSpotter:
                 break
         return best
 
-    def _emit(self, group: _Group, cand: _Candidate) -> RawBurst | None:
-        first = self._count - len(self._ring)
-        # From 1.5 scales before the peak (a slow rise starts before the pulse's own window) to
-        # the newest frame (a slow fall ends after it).
-        ref_pos = max(first, cand.pos - round(1.5 * cand.scale))
-        end_pos = self._count - 1
+    def _trace(self, cand: _Candidate) -> tuple[int, list[tuple[Sample, FloatArray]],
+                                                 FloatArray]:
+        """Region displacements of every frame against a reference 1.5 scales before the
+        candidate's peak (a slow rise starts before the pulse's own window), up to the newest
+        frame (a slow fall ends after it), and the best region's level along them."""
+        ref_pos = max(self._count - len(self._ring), cand.pos - round(1.5 * cand.scale))
         reference = self._sample(ref_pos)
-        best = int(np.argmax(cand.z))
         trace = [(self._sample(p), self._motion.vectors(reference.gray, self._sample(p).gray))
-                 for p in range(ref_pos, end_pos + 1)]
+                 for p in range(ref_pos, self._count)]
+        best = int(np.argmax(cand.z))
         levels = np.array([float(np.linalg.norm(v[best])) for _, v in trace])
+        return ref_pos, trace, levels
+
+    def _emit(self, group: _Group, cand: _Candidate) -> RawBurst | None:
+        ref_pos, trace, levels = self._trace(cand)
+        reference = trace[0][0]
         # The apex is the largest displacement near the pulse's centre, not some later movement.
         lo, hi = cand.pos - cand.scale - ref_pos, cand.pos + cand.scale - ref_pos + 1
         apex_i = max(0, lo) + int(np.argmax(levels[max(0, lo):hi]))
