@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from affectstream.errors import SinkError, SourceError
+from affectstream.errors import SourceError
 from affectstream.eval.benchclips import (
     DEFAULT_SPECS,
     NATURAL_PAD,
@@ -37,6 +37,7 @@ from affectstream.eval.benchclips import (
     ClipSpec,
     Source,
 )
+from affectstream.eval.democlip import DemoScene, open_writer, still_landmarks
 from affectstream.eval.inject import (
     ACTIONS,
     InjectedExpression,
@@ -192,13 +193,6 @@ def track_landmarks(path: Path, detector_path: Path, landmarker_path: Path,
     return smooth.reshape(filled.shape).astype(np.float32), usable
 
 
-def _writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
-    if not writer.isOpened():
-        raise SinkError(f"cannot write video {path}; check the folder is writable")
-    return writer
-
-
 def _scaled_size(w: int, h: int, scale: float) -> tuple[int, int]:
     return max(16, round(w * scale / 2) * 2), max(16, round(h * scale / 2) * 2)
 
@@ -220,7 +214,7 @@ def render_real(spec: ClipSpec, src: Path, out: Path, landmarks: Landmarks,
                 frame = warp_expression(frame, landmarks[i], amounts)
             if writer is None:
                 size = _scaled_size(frame.shape[1], frame.shape[0], spec.scale)
-                writer = _writer(out, fps, size)
+                writer = open_writer(out, fps, size)
             if size != (frame.shape[1], frame.shape[0]):
                 frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
             writer.write(frame)
@@ -235,15 +229,13 @@ def render_still(spec: ClipSpec, out: Path, landmarker_path: Path) -> dict[str, 
     """The astronaut photo moved like a head (the demo clip's scene), with its own seed."""
     from skimage import data
 
-    from affectstream.eval.democlip import DemoScene, still_landmarks
-
     fps, size = 30.0, (640, 360)
     frames = round(spec.seconds * fps)
     still = np.ascontiguousarray(data.astronaut(), dtype=np.uint8)  # type: ignore[no-untyped-call]
     lm = still_landmarks(still, landmarker_path)
     truth = () if spec.control else schedule(frames, fps, spec.seed)
     scene = DemoScene(still, lm, truth, frames=frames, fps=fps, size=size, seed=spec.seed)
-    writer = _writer(out, fps, size)
+    writer = open_writer(out, fps, size)
     try:
         for i in range(frames):
             writer.write(scene.frame(i))

@@ -250,6 +250,14 @@ class DemoScene:
         return frame
 
 
+def open_writer(path: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    """An mp4v writer for a synthetic clip (the demo's, the benchmark's)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise SinkError(f"cannot write video {path}; check the folder is writable and ends in .mp4")
+    return writer
+
+
 def _sidecar(path: Path) -> Path:
     return Path(path).with_suffix(".json")
 
@@ -292,9 +300,7 @@ def build_demo_clip(
     truth = default_schedule(seconds, fps, seed)
     scene = DemoScene(still, landmarks, truth, frames=frames, fps=fps, size=size, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
-    if not writer.isOpened():
-        raise SinkError(f"cannot write video {path}; check the folder is writable and ends in .mp4")
+    writer = open_writer(path, fps, size)
     try:
         for i in range(frames):
             writer.write(scene.frame(i))
