@@ -81,7 +81,12 @@ def score_spotting(
         used_truth.add(j)
         matches.append((i, j))
     tp = len(matches)
-    fp, fn = len(preds) - tp, len(truths) - tp
+    return from_counts(tp, len(preds) - tp, len(truths) - tp, tuple(sorted(matches)))
+
+
+def from_counts(tp: int, fp: int, fn: int,
+                matches: tuple[tuple[int, int], ...] = ()) -> SpottingScore:
+    """Precision, recall and F1 of the given counts (0 where a denominator is empty)."""
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return SpottingScore(tp, fp, fn, precision, recall, f1, tuple(sorted(matches)))
+    return SpottingScore(tp, fp, fn, precision, recall, f1, matches)

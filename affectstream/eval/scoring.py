@@ -30,7 +30,7 @@ import numpy as np
 
 from affectstream.errors import ConfigError
 from affectstream.eval.inject import ACTIONS
-from affectstream.eval.metrics import SpottingScore, score_spotting
+from affectstream.eval.metrics import SpottingScore, from_counts, score_spotting
 
 Kind = Literal["micro", "macro"]
 KINDS: tuple[Kind, ...] = ("micro", "macro")
@@ -165,11 +165,7 @@ def _spot(
     matched = {i for i, _ in score.matches}
     natural = sum(1 for i, p in enumerate(preds) if i not in matched and run.on_natural(p))
     if natural:  # unmatched bursts on a natural expression are not false ones
-        fp = score.fp - natural
-        precision = score.tp / (score.tp + fp) if score.tp + fp else 0.0
-        f1 = (2 * precision * score.recall / (precision + score.recall)
-              if precision + score.recall else 0.0)
-        score = SpottingScore(score.tp, fp, score.fn, precision, score.recall, f1, score.matches)
+        score = from_counts(score.tp, score.fp - natural, score.fn, score.matches)
     return preds, truths, score
 
 
@@ -187,14 +183,9 @@ def _r(x: float) -> float:
     return round(float(x), _DIGITS)
 
 
-def _ratio(num: float, den: float) -> float:
-    return num / den if den else 0.0
-
-
 def _counts(tp: int, fp: int, fn: int) -> dict[str, Any]:
-    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    f1 = _ratio(2 * precision * recall, precision + recall)
-    return {"precision": _r(precision), "recall": _r(recall), "f1": _r(f1),
+    s = from_counts(tp, fp, fn)
+    return {"precision": _r(s.precision), "recall": _r(s.recall), "f1": _r(s.f1),
             "tp": tp, "fp": fp, "fn": fn}  # fmt: skip
 
 
