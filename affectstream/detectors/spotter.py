@@ -328,20 +328,23 @@ class BurstSpotter:
         if raw is None:
             return None
         group.held_until = cand.pos + self._hold
-        if any(old[0] <= raw.apex.index <= old[1] for old in self._emitted):
-            return None  # its rise was already reported as a burst
         return raw
 
     def _add(self, out: list[RawBurst], raw: RawBurst) -> None:
-        """One action seen by both halves of the face is one burst: a burst that overlaps one
-        from the other half (IoU ≥ 0.5) joins it when both end now, and is dropped when the
-        other one was already emitted."""
+        """One action is one burst: a burst that is the same as another (IoU ≥ 0.5, or a
+        held expression whose apex lies in it: its rise was that burst) joins it when both end
+        now, and is dropped when the other one was already emitted."""
         span = (raw.onset.index, raw.offset.index)
+
+        def same(other: tuple[int, int]) -> bool:
+            return _iou(span, other) >= 0.5 or (raw.held and
+                                                other[0] <= raw.apex.index <= other[1])
+
         for i, other in enumerate(out):
-            if _iou(span, (other.onset.index, other.offset.index)) >= 0.5:
+            if same((other.onset.index, other.offset.index)):
                 out[i] = _joined(other, raw)
                 return
-        if any(_iou(span, old) >= 0.5 for old in self._emitted):
+        if any(same(old) for old in self._emitted):
             return
         self._emitted.append(span)
         out.append(raw)
