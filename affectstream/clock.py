@@ -1,0 +1,71 @@
+"""Time as a dependency: the scheduler, the estimators, run statistics and the network clients
+read the time and wait through a :class:`Clock`, so tests drive them with a
+:class:`ManualClock` instead of real sleeps and wall-clock bounds.
+
+``monotonic`` measures intervals (backoffs, latencies, rates); ``time`` stamps messages (Unix
+seconds); ``sleep`` waits on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (intervals only)."""
+        ...
+
+    def time(self) -> float:
+        """Unix time in seconds (timestamps in messages)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` on the running event loop."""
+        ...
+
+
+class SystemClock:
+    """The real clocks: :func:`time.monotonic`, :func:`time.time`, :func:`asyncio.sleep`."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+SYSTEM_CLOCK: Clock = SystemClock()
+
+
+class ManualClock:
+    """A clock that moves only when told to, for tests: :meth:`advance` moves both readings;
+    :meth:`sleep` advances by the requested time at once and yields to the event loop once, so
+    code that backs off for 30 s is tested in microseconds."""
+
+    def __init__(self, start: float = 1000.0, wall: float = 1_800_000_000.0) -> None:
+        self._now = start
+        self._offset = wall - start
+        self.slept: list[float] = []
+        """Every duration passed to :meth:`sleep`, in order."""
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"a clock cannot go back ({seconds} s)")
+        self._now += seconds
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def time(self) -> float:
+        return self._now + self._offset
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(max(0.0, seconds))
+        await asyncio.sleep(0)
