@@ -30,10 +30,10 @@ from affectstream.publish.sinks import Fanout, parse_sink
 from affectstream.specialist.estimator import SpecialistEmotionEstimator
 from affectstream.stats import RunStats
 from affectstream.stream.capture import CaptureThread
-from affectstream.stream.perception import FrameResult, Perception
+from affectstream.stream.perception import Perception
 from affectstream.stream.pipeline import DetectAhead
 from affectstream.stream.sources import FileSource, VideoSource, open_source
-from affectstream.types import Burst, EmotionUpdate
+from affectstream.types import Burst, EmotionUpdate, FrameResult
 from affectstream.vlm.backend import VlmBackend
 from affectstream.vlm.calibration import Calibrator, EmotionSmoother
 from affectstream.vlm.captions import caption_config

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from affectstream.config import Config
-from affectstream.detectors.face import pick_providers
+from affectstream.onnx import pick_providers
 from affectstream.stream.offline import percentiles
-from affectstream.stream.perception import STAGES, FrameResult
+from affectstream.types import STAGES, FrameResult
 
 
 class _Meter:

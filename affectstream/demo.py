@@ -16,8 +16,7 @@ from affectstream import app
 from affectstream.config import Config
 from affectstream.eval.democlip import DemoClip, load_demo_truth
 from affectstream.eval.metrics import interval_iou, score_spotting
-from affectstream.stream.perception import FrameResult
-from affectstream.types import Burst
+from affectstream.types import Burst, FrameResult
 
 
 class _LiveView:

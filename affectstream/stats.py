@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from affectstream.stream.capture import CaptureThread
-from affectstream.stream.perception import STAGES, FrameResult
+from affectstream.types import STAGES, FrameResult
 
 _WINDOW = 600
 

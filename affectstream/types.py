@@ -195,3 +195,22 @@ class EmotionUpdate:
     bursts: tuple[str, ...]
     latency_ms: float
     prompt_tokens: int
+
+
+STAGES = ("detect", "track", "landmarks", "align", "classify", "spot", "describe")
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    """Everything perception produced for one frame (the final flush has no stages), handed to
+    the emotion stage and the sinks."""
+
+    frame_index: int
+    pts_s: float
+    ts: float
+    faces: tuple[Face, ...] = ()
+    bursts: tuple[Burst, ...] = ()
+    track_events: tuple[TrackEvent, ...] = ()
+    log_lines: tuple[LogLine, ...] = ()
+    keyframes: tuple[Keyframe, ...] = ()
+    stages_ms: dict[str, float] = field(default_factory=dict)

@@ -14,28 +14,13 @@ from typing import Any
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from affectstream.config import CenterFaceConfig
 from affectstream.errors import ModelError
+from affectstream.onnx import open_session
 from affectstream.types import Detections, FloatArray, Image
 
 _STRIDE = 4
-
-
-def pick_providers(requested: list[str] | None) -> list[str]:
-    """CUDA first when onnxruntime offers it, then CPU; an explicit list is honoured as given."""
-    available = ort.get_available_providers()
-    if requested:
-        missing = [p for p in requested if p not in available]
-        if missing:
-            raise ModelError(
-                f"onnxruntime provider(s) {', '.join(missing)} not available (have: "
-                f"{', '.join(available)}); install onnxruntime-gpu or change detector.providers"
-            )
-        return list(requested)
-    order = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return [p for p in order if p in available] or list(available)
 
 
 class CenterFaceDetector:
@@ -45,21 +30,10 @@ class CenterFaceDetector:
 
         self._cfg = cfg
         self._width = int(math.ceil(cfg.input_width / 32) * 32)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # the cleaned graph is quiet; keep real errors only
-        if cfg.threads:
-            options.intra_op_num_threads = cfg.threads
-        try:
-            self._session = ort.InferenceSession(
-                load_centerface_onnx(model_path), options, providers=pick_providers(cfg.providers)
-            )
-        except ModelError:
-            raise
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(
-                f"cannot load face detector {model_path}: {exc}; re-fetch it with "
-                "`affectstream models fetch face-centerface`"
-            ) from exc
+        self._session = open_session(
+            load_centerface_onnx(model_path), threads=cfg.threads, providers=cfg.providers,
+            what=f"face detector {model_path}", quiet=True,
+            fix="re-fetch it with `affectstream models fetch face-centerface`")
         self._input_name = self._session.get_inputs()[0].name
         self.providers: list[str] = list(self._session.get_providers())
 

@@ -11,14 +11,10 @@ import re
 from collections import Counter, deque
 from collections.abc import Iterator
 
+from affectstream.tokens import estimate_tokens
 from affectstream.types import LogLine
 
 _AU = re.compile(r"AU(\d+)")
-
-
-def estimate_tokens(text: str) -> int:
-    """Rough token count (≈4 characters per token for English BPE vocabularies)."""
-    return max(1, (len(text) + 3) // 4)
 
 
 class RollingLog:

@@ -19,12 +19,11 @@ from typing import Literal
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from affectstream.config import SpecialistConfig
-from affectstream.detectors.face import pick_providers
 from affectstream.errors import ConfigError, ModelError
 from affectstream.labels import canonical_label
+from affectstream.onnx import open_session
 from affectstream.types import FloatArray, Image
 
 log = logging.getLogger("affectstream.specialist")
@@ -170,18 +169,10 @@ class ExpressionClassifier:
                  preset: Preset | None = None, name: str = "specialist") -> None:
         self.name = name
         self.labels = tuple(labels)
-        options = ort.SessionOptions()
-        if cfg.threads:
-            options.intra_op_num_threads = cfg.threads
-        try:
-            self._session = ort.InferenceSession(
-                model if isinstance(model, bytes) else str(model), options,
-                providers=pick_providers(None))
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            where = "" if isinstance(model, bytes) else f" {model}"
-            raise ModelError(f"cannot load the specialist model{where} "
-                             f"({type(exc).__name__}); give an ONNX file as "
-                             "specialist.model_path") from exc
+        where = "" if isinstance(model, bytes) else f" {model}"
+        self._session = open_session(model, threads=cfg.threads, providers=None,
+                                     what=f"the specialist model{where}",
+                                     fix="give an ONNX file as specialist.model_path")
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1:
             raise ModelError(f"the specialist model takes {len(inputs)} inputs; it must take "

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 
 from affectstream.config import Config
-from affectstream.detectors.face import pick_providers
-from affectstream.stream.perception import STAGES, FrameResult, Perception, SampleObserver
+from affectstream.onnx import pick_providers
+from affectstream.stream.perception import Perception, SampleObserver
 from affectstream.stream.pipeline import DetectAhead
 from affectstream.stream.sources import FileSource
-from affectstream.types import Burst, Frame, TrackEvent
+from affectstream.types import STAGES, Burst, Frame, FrameResult, TrackEvent
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -30,11 +30,13 @@ from affectstream.detectors.tracker import FaceTracker, Track
 from affectstream.labels import LABEL_SETS
 from affectstream.specialist.classifier import ExpressionClassifier, load_classifier
 from affectstream.types import (
+    STAGES,
     Burst,
     Detections,
     Face,
     FloatArray,
     Frame,
+    FrameResult,
     Image,
     Keyframe,
     LogLine,
@@ -45,22 +47,6 @@ SampleObserver = Callable[[int, Sample, tuple[int, float]], None]
 """observer(track_id, sample, (frame index, spotter score)): every aligned sample the spotter
 sees, with its latest score (which lags the sample by the spotter's look-ahead), for research
 tools: the spotting benchmark runs its baseline on the same crops and plots the score."""
-
-STAGES = ("detect", "track", "landmarks", "align", "classify", "spot", "describe")
-
-
-@dataclass(frozen=True, slots=True)
-class FrameResult:
-    frame_index: int
-    pts_s: float
-    ts: float
-    faces: tuple[Face, ...] = ()
-    bursts: tuple[Burst, ...] = ()
-    track_events: tuple[TrackEvent, ...] = ()
-    log_lines: tuple[LogLine, ...] = ()
-    keyframes: tuple[Keyframe, ...] = ()
-    stages_ms: dict[str, float] = field(default_factory=dict)
-
 
 @dataclass(slots=True)
 class TrackState:

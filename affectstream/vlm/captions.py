@@ -17,8 +17,8 @@ import itertools
 from collections.abc import Sequence
 
 from affectstream.config import Config
-from affectstream.detectors.textlog import estimate_tokens
 from affectstream.errors import ConfigError
+from affectstream.tokens import estimate_tokens
 from affectstream.types import Keyframe
 from affectstream.vlm.context import (
     ImagePart,

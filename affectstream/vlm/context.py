@@ -43,7 +43,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from affectstream.detectors.textlog import estimate_tokens
+from affectstream.tokens import estimate_tokens
 from affectstream.types import Image, Keyframe, LogLine
 from affectstream.vlm.prompts import SYSTEM_PROMPT, question
 

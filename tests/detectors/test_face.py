@@ -12,9 +12,10 @@ import pytest
 from detector_helpers import read_frames
 
 from affectstream.config import CenterFaceConfig
-from affectstream.detectors.face import CenterFaceDetector, pick_providers
+from affectstream.detectors.face import CenterFaceDetector
 from affectstream.detectors.tracker import iou_matrix
 from affectstream.errors import ModelError
+from affectstream.onnx import pick_providers
 from affectstream.types import Detections, Image
 
 # Face centres in multi_face.jpg (1000×667), read off the image by eye: the man in sunglasses

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from affectstream.detectors.textlog import RollingLog, estimate_tokens
+from affectstream.detectors.textlog import RollingLog
+from affectstream.tokens import estimate_tokens
 from affectstream.types import LogLine
 
 

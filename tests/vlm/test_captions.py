@@ -17,10 +17,10 @@ import pytest
 from openai_server import CAPTION, OpenAIServer, is_caption
 
 from affectstream.config import Config, VlmConfig
-from affectstream.detectors.textlog import estimate_tokens
 from affectstream.errors import ConfigError
 from affectstream.labels import DFEW7
 from affectstream.stream.offline import perceive_file
+from affectstream.tokens import estimate_tokens
 from affectstream.types import EmotionUpdate, Keyframe, LogLine
 from affectstream.vlm.backend import BackendError, VlmBackend
 from affectstream.vlm.backends.openai import OpenAIBackend

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from affectstream.config import Config
-from affectstream.detectors.textlog import RollingLog, estimate_tokens
+from affectstream.detectors.textlog import RollingLog
 from affectstream.stream.offline import perceive_file
+from affectstream.tokens import estimate_tokens
 from affectstream.types import Burst, Keyframe, LogLine
 from affectstream.vlm.context import (
     ImagePart,
