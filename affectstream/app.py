@@ -23,22 +23,23 @@ from typing import Any
 
 from affectstream import models
 from affectstream.config import Config
+from affectstream.emotion import (
+    EmotionEstimator,
+    EstimatorRegistry,
+    EstimatorSetup,
+    default_registry,
+)
 from affectstream.errors import AffectStreamError, ModelError
 from affectstream.labels import LABEL_SETS
 from affectstream.publish import messages
 from affectstream.publish.sinks import Fanout, parse_sink
-from affectstream.specialist.estimator import SpecialistEmotionEstimator
 from affectstream.stats import RunStats
 from affectstream.stream.capture import CaptureThread
 from affectstream.stream.perception import Perception
-from affectstream.stream.pipeline import DetectAhead
+from affectstream.stream.pipeline import perceive
 from affectstream.stream.sources import FileSource, VideoSource, open_source
 from affectstream.types import Burst, EmotionUpdate, FrameResult
-from affectstream.vlm.backend import VlmBackend
-from affectstream.vlm.calibration import Calibrator, EmotionSmoother
 from affectstream.vlm.captions import caption_config
-from affectstream.vlm.facs import FacsEmotionEstimator
-from affectstream.vlm.scheduler import VlmScheduler
 
 log = logging.getLogger("affectstream")
 
@@ -137,43 +138,35 @@ class _Bridge:
 def _perceive(capture: CaptureThread, perception: Perception, bridge: _Bridge,
               stats: RunStats) -> None:
     """Worker thread: every frame through perception; always flush and signal the end."""
-    last = None
-    ahead = DetectAhead(capture.read, perception.detect)
     try:
-        for item in ahead:
-            frame = item.frame
-            result = perception.process(frame, item.detections, item.detect_ms)
-            stats.frame_done(result, time.time() - frame.ts)
-            bridge.deliver(result)
-            last = frame
-    except AffectStreamError as exc:
+        for item in perceive(capture.read, perception):
+            if item.frame is not None:
+                stats.frame_done(item.result, time.time() - item.frame.ts)
+            bridge.deliver(item.result)
+    except Exception as exc:  # the error first, then what perception still holds
+        if not isinstance(exc, AffectStreamError):
+            log.exception("perception failed")
         bridge.deliver(exc)
-    except Exception as exc:  # unexpected: still flush what perception holds
-        log.exception("perception failed")
-        bridge.deliver(exc)
+        bridge.deliver(perception.finish())
     finally:
-        ahead.close()
-        try:
-            bridge.deliver(perception.finish(last))
-        finally:
-            bridge.end()
+        bridge.end()
 
 
 class Runner:
+    """One camera's run. The emotion stage is whatever ``estimators`` (default: the built-in
+    registry) makes of the config; every update they emit takes the one publish path."""
+
     def __init__(self, cfg: Config, *, on_result: ResultHook | None = None,
-                 keep_bursts: bool = False) -> None:
+                 keep_bursts: bool = False, estimators: EstimatorRegistry | None = None) -> None:
         self.cfg = cfg
         self._on_result = on_result
         self._keep_bursts = keep_bursts
+        self._registry = estimators if estimators is not None else default_registry()
         self.summary = RunSummary()
         self._labels = LABEL_SETS[cfg.vlm.labels]
-        self._emotions: FacsEmotionEstimator | SpecialistEmotionEstimator = FacsEmotionEstimator(
-            cfg.camera_id, self._labels, cfg.vlm.period_s, cfg.vlm.min_interval_s)
+        self._estimators: list[EmotionEstimator] = []
         self._latest: dict[int, EmotionUpdate] = {}
-        self._vlm: VlmBackend | None = None
-        self._captioner: VlmBackend | None = None
-        self._calibrator: Calibrator | None = None
-        self._scheduler: VlmScheduler | None = None
+        self._fanout: Fanout | None = None
         self._stop: Callable[[], None] | None = None
 
     def request_stop(self) -> None:
@@ -189,71 +182,47 @@ class Runner:
         # Bad sink specs fail first, before models or the source are touched.
         fanout = Fanout([parse_sink(s, cfg.mqtt, cfg.camera_id) for s in cfg.sinks])
         model_paths = resolve_models(cfg)
-        cfg, source = prepare_source(cfg, model_paths)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            cfg, source = prepare_source(cfg, model_paths)
+            # the capture thread owns the source from here: stopping it closes the source, and
+            # never under a read still blocked in its thread (its constructor only checks
+            # settings the config already validated)
+            capture = CaptureThread(source, queue_size=cfg.source.queue_size,
+                                    policy=cfg.source.drop_policy, realtime=cfg.source.realtime)
+            stack.callback(capture.stop)
             still = isinstance(source, FileSource) and source.is_still
             cfg = caption_config(cfg)  # captions need denser periodic keyframes from perception
             perception = Perception(cfg, model_paths, source.fps, secrets.token_hex(3),
                                     still_image=still)
-        except BaseException:
-            source.close()
-            raise
-        if perception.specialist is not None:  # it replaces the FACS rules as the fallback
-            self._emotions = SpecialistEmotionEstimator(
-                cfg.camera_id, self._labels, perception.specialist.name, cfg.vlm.period_s,
-                cfg.vlm.min_interval_s)
-        capture = CaptureThread(source, queue_size=cfg.source.queue_size,
-                                policy=cfg.source.drop_policy, realtime=cfg.source.realtime)
-        try:
-            await self._start_vlm(cfg)  # an unusable VLM fails before anything is published
+            stack.callback(perception.close)
+            specialist = perception.specialist.name if perception.specialist else None
+            self._estimators = self._registry.create(
+                EstimatorSetup(cfg, self._labels, self._emit, specialist))
+            for estimator in self._estimators:  # an unusable VLM fails before any publishing
+                stack.push_async_callback(estimator.close)
+                await estimator.start()
             await fanout.start()
-        except BaseException:
-            perception.close()
-            source.close()
-            await self._close_vlm()
-            raise
-        try:
-            return await self._run(cfg, capture, perception, fanout)
-        finally:
-            perception.close()
-            await self._close_vlm()
-            await fanout.close()
-
-    async def _start_vlm(self, cfg: Config) -> None:
-        if cfg.vlm.type == "none":
-            return
-        from affectstream.vlm.factory import calibrator_for, make_backend, start_captioner
-
-        self._vlm = make_backend(cfg.vlm)
-        await self._vlm.start()
-        self._captioner = await start_captioner(cfg.vlm, self._vlm)
-        self._calibrator = await calibrator_for(cfg.vlm, self._vlm, self._labels)
-
-    async def _close_vlm(self) -> None:
-        if self._captioner is not None and self._captioner is not self._vlm:
-            await self._captioner.close()
-        if self._vlm is not None:
-            await self._vlm.close()
+            stack.push_async_callback(fanout.close)
+            self._fanout = fanout
+            summary = await self._run(cfg, capture, perception, fanout)
+        return summary
 
     def run_sync(self) -> RunSummary:
         return asyncio.run(self.run())
+
+    async def _emit(self, update: EmotionUpdate) -> None:
+        """The one publish path of emotion updates, whichever estimator made them."""
+        self._latest[update.track_id] = update
+        if self._fanout is not None:
+            await self._fanout.publish(messages.emotion(update))
 
     async def _run(self, cfg: Config, capture: CaptureThread, perception: Perception,
                    fanout: Fanout) -> RunSummary:
         loop = asyncio.get_running_loop()
         bridge = _Bridge(loop)
         stats = RunStats(cfg.camera_id, capture, fanout, perception)
+        stats.sections = [e.stats for e in self._estimators]
         cam = cfg.camera_id
-        if self._vlm is not None and self._calibrator is not None:
-            async def publish_emotion(update: EmotionUpdate) -> None:
-                self._latest[update.track_id] = update
-                await fanout.publish(messages.emotion(update))
-
-            self._scheduler = VlmScheduler(
-                self._vlm, cfg.vlm, self._labels, cam, publish_emotion, self._calibrator,
-                EmotionSmoother(cfg.vlm.smoothing_tau_s), captioner=self._captioner,
-                keyframe_fps=cfg.keyframes.periodic_fps)
-            stats.vlm = self._scheduler.stats
         await fanout.publish(messages.availability(cam, True))
         capture.start()
         worker = threading.Thread(target=_perceive, args=(capture, perception, bridge, stats),
@@ -282,8 +251,8 @@ class Runner:
             stop()
             await loop.run_in_executor(None, capture.stop)
             worker.join(timeout=10)
-            if self._scheduler is not None:  # answers already on their way still count
-                await self._scheduler.close(wait_s=cfg.vlm.timeout_s)
+            for estimator in self._estimators:  # answers already on their way still count
+                await estimator.close()
             final = stats.payload()
             await fanout.publish(messages.stats(cam, final))
             await fanout.publish(messages.availability(cam, False))
@@ -296,8 +265,8 @@ class Runner:
         return self.summary
 
     async def _publish_result(self, result: FrameResult, fanout: Fanout, stats: RunStats) -> None:
-        # new tracks, then bursts and log lines, then ended tracks: a burst closed because its
-        # track ended is published before that track's "end".
+        # new tracks, then bursts and log lines, then emotions, then ended tracks: a burst
+        # closed because its track ended is published before that track's "end".
         for event in (e for e in result.track_events if e.type == "new"):
             stats.track_event(event.type)
             await fanout.publish(messages.track(event))
@@ -309,15 +278,9 @@ class Runner:
             stats.burst_published(time.time() - burst.ts)
         for line in result.log_lines:
             await fanout.publish(messages.log_line(line, time.time()))
+        for estimator in self._estimators:
+            await estimator.observe(result)
         ended = [e.track_id for e in result.track_events if e.type == "end"]
-        if self._scheduler is not None:  # requests run as tasks; nothing here waits for them
-            self._scheduler.observe(result.pts_s, result.keyframes, result.log_lines,
-                                    result.bursts, [f.track_id for f in result.faces], ended)
-        else:
-            for update in self._emotions.observe(result.pts_s, result.faces, result.bursts,
-                                                 ended):
-                self._latest[update.track_id] = update
-                await fanout.publish(messages.emotion(update))
         cleared = [t for t in ended if self._latest.pop(t, None) is not None]
         primary = self._primary(result)
         kept = stats.primary is not None and stats.primary["track_id"] in self._latest

@@ -162,13 +162,11 @@ def _cmd_spot(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from affectstream.app import resolve_models
-    from affectstream.stream.offline import bench_file
+    from affectstream.benchmark import bench_file, bench_pipeline
 
     cfg = _load(args)
     pipeline = args.pipeline or ("full" if cfg.vlm.type != "none" else "perception")
     if pipeline == "full":
-        from affectstream.benchmark import bench_pipeline
-
         report = bench_pipeline(cfg, Path(args.source), args.frames or 300)
     else:
         report = bench_file(cfg, resolve_models(cfg), Path(args.source), args.frames)
@@ -180,7 +178,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
               + (f", full pipeline, emotions from {report['emotion_source']}"
                  if pipeline == "full" else ""))
         for stage, pct in {**report["stages_ms"], "end_to_end": report["end_to_end_ms"]}.items():
-            print(f"  {stage:<12} p50 {pct['p50']:7.2f} ms   p95 {pct['p95']:7.2f} ms")
+            if pct["p50"] is not None:  # a stage that never ran (e.g. classify) is left out
+                print(f"  {stage:<12} p50 {pct['p50']:7.2f} ms   p95 {pct['p95']:7.2f} ms")
     return 0
 
 

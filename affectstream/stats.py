@@ -54,8 +54,8 @@ class RunStats:
         self._publish_ms: deque[float] = deque(maxlen=_WINDOW)
         self._frame_times: deque[float] = deque(maxlen=150)
         self._burst_times: deque[float] = deque(maxlen=10_000)
-        self.vlm: Callable[[], dict[str, Any]] | None = None
-        """The VLM scheduler's counters, when a VLM backend runs."""
+        self.sections: list[Callable[[], dict[str, Any]]] = []
+        """Extra sections of the payload (the emotion estimators' counters, e.g. ``vlm``)."""
         self.primary: dict[str, Any] | None = None
         """The primary (largest) face's latest emotion: track_id, label, valence."""
 
@@ -112,8 +112,7 @@ class RunStats:
                 "primary": self.primary,
                 "stages_ms": stages,
                 "publish_ms": percentiles(self._publish_ms),
-                "vlm": self.vlm() if self.vlm is not None else {
-                    "calls": 0, "failures": 0, "in_flight": 0, "latency_ms_p50": None,
-                    "latency_ms_p95": None, "prompt_tokens_mean": None},
+                "vlm": {"calls": 0, "failures": 0, "in_flight": 0, "latency_ms_p50": None,
+                        "latency_ms_p95": None, "prompt_tokens_mean": None},
                 "sinks": self._sinks.stats(),
-            }
+            } | {k: v for section in self.sections for k, v in section().items()}

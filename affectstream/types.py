@@ -188,7 +188,8 @@ class EmotionUpdate:
     arousal: float
     confidence: float
     rationale: str
-    source: Literal["vlm", "specialist", "facs"]
+    source: str
+    """Which estimator made it: the built-ins are ``vlm``, ``specialist`` and ``facs``."""
     model: str
     calibrated: bool
     keyframes_s: tuple[float, ...]

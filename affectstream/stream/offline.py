@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from affectstream.config import Config
-from affectstream.onnx import pick_providers
 from affectstream.stream.perception import Perception, SampleObserver
-from affectstream.stream.pipeline import DetectAhead
+from affectstream.stream.pipeline import Perceived, perceive
 from affectstream.stream.sources import FileSource
-from affectstream.types import STAGES, Burst, Frame, FrameResult, TrackEvent
+from affectstream.types import Burst, Frame, TrackEvent
 
 
 @dataclass
@@ -43,17 +39,6 @@ class SpotResult:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Perceived:
-    """One frame's result from :func:`perceive_file`; ``frame`` is None for the final flush."""
-
-    frame: Frame | None
-    result: FrameResult
-    decode_ms: float = 0.0
-    latency_ms: float = 0.0
-    """From the start of decoding the frame to its result (detection runs ahead in a thread)."""
-
-
 def _reader(source: FileSource, limit: int | None) -> Callable[[], Frame | None]:
     count = 0
 
@@ -75,21 +60,11 @@ def perceive_file(cfg: Config, model_paths: dict[str, Path], path: Path, *,
     source = FileSource(path, loop=loop)
     source.open()
     perception: Perception | None = None
-    ahead: DetectAhead | None = None
     try:
         perception = Perception(cfg, model_paths, source.fps, secrets.token_hex(3),
                                 still_image=source.is_still, observer=observer)
-        ahead = DetectAhead(_reader(source, limit), perception.detect)
-        last = None
-        for item in ahead:
-            result = perception.process(item.frame, item.detections, item.detect_ms)
-            latency = (time.perf_counter() - item.started) * 1000
-            yield Perceived(item.frame, result, item.read_ms, latency)
-            last = item.frame
-        yield Perceived(None, perception.finish(last))
+        yield from perceive(_reader(source, limit), perception)
     finally:
-        if ahead is not None:
-            ahead.close()
         if perception is not None:
             perception.close()
         source.close()
@@ -110,45 +85,3 @@ def spot_file(cfg: Config, model_paths: dict[str, Path], path: Path) -> SpotResu
         result.bursts.extend(out.bursts)
         result.track_events.extend(out.track_events)
     return result
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    arr = np.asarray(values or [0.0], np.float64)
-    return {"p50": round(float(np.percentile(arr, 50)), 3),
-            "p95": round(float(np.percentile(arr, 95)), 3)}
-
-
-def bench_file(cfg: Config, model_paths: dict[str, Path], path: Path, frames: int | None,
-               warmup: int = 5) -> dict[str, Any]:
-    """Throughput and per-stage latency on every frame of a file (looped up to ``frames``
-    measured frames, after ``warmup`` frames of model warm-up and first-track setup)."""
-    stage_ms: dict[str, list[float]] = {s: [] for s in ("decode", *STAGES)}
-    e2e: list[float] = []
-    faces = bursts = count = 0
-    started = time.perf_counter()
-    limit = None if frames is None else frames + warmup
-    for i, item in enumerate(perceive_file(cfg, model_paths, path, limit=limit,
-                                           loop=frames is not None)):
-        if item.frame is None:
-            break
-        if i == warmup:
-            started = time.perf_counter()
-        if i >= warmup:
-            count += 1
-            stage_ms["decode"].append(item.decode_ms)
-            for stage, ms in item.result.stages_ms.items():
-                stage_ms[stage].append(ms)
-            e2e.append(item.latency_ms)
-        faces += len(item.result.faces)
-        bursts += len(item.result.bursts)
-    elapsed = max(time.perf_counter() - started, 1e-9)
-    return {
-        "fps": round(count / elapsed, 2),
-        "frames": count,
-        "warmup_frames": warmup,
-        "faces": faces,
-        "bursts": bursts,
-        "stages_ms": {s: percentiles(v) for s, v in stage_ms.items()},
-        "end_to_end_ms": percentiles(e2e),
-        "providers": pick_providers(cfg.detector.providers),
-    }

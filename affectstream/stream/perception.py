@@ -108,6 +108,7 @@ class Perception:
         self.tracks: dict[int, TrackState] = {}
         self.providers = self._detector.providers
         self.bursts_total = 0
+        self._last: Frame | None = None
         self.specialist: ExpressionClassifier | None = None
         if cfg.specialist.enabled:
             self.specialist = load_classifier(cfg.specialist, model_paths["specialist"],
@@ -139,11 +140,14 @@ class Perception:
             self._process_track(frame, track, self.tracks[track.track_id], with_landmarks, out)
         for track in update.ended:
             self._end_track(track, frame, out)
+        self._last = frame
         return out.result(frame.index, frame.pts_s, frame.ts)
 
-    def finish(self, last: Frame | None) -> FrameResult:
-        """The stream ended: close open bursts and end every track."""
+    def finish(self) -> FrameResult:
+        """The stream ended (or failed): close open bursts and end every track, as of the last
+        frame processed."""
         out = _Collector()
+        last = self._last
         index = last.index if last else 0
         pts = last.pts_s if last else 0.0
         for track in self._tracker.finish():

@@ -15,8 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from affectstream.types import Detections, Frame, Image
+from affectstream.types import Detections, Frame, FrameResult, Image
+
+if TYPE_CHECKING:
+    from affectstream.stream.perception import Perception
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +90,30 @@ class DetectAhead:
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._put(exc)
         self._put(_END)
+
+
+@dataclass(frozen=True, slots=True)
+class Perceived:
+    """One frame's result from :func:`perceive`; ``frame`` is None for the final flush."""
+
+    frame: Frame | None
+    result: FrameResult
+    decode_ms: float = 0.0
+    latency_ms: float = 0.0
+    """From the start of reading the frame to its result (detection runs ahead in a thread)."""
+
+
+def perceive(read: Callable[[], Frame | None], perception: Perception) -> Iterator[Perceived]:
+    """The perceive loop of ``run``, ``spot``, ``bench`` and the research tools: every frame
+    from ``read`` (None ends it) through detect-ahead and ``perception``; the last item is the
+    final flush. On an error the flush is the caller's (``perception.finish()``): the error
+    comes first, then whatever perception still holds."""
+    ahead = DetectAhead(read, perception.detect)
+    try:
+        for item in ahead:
+            result = perception.process(item.frame, item.detections, item.detect_ms)
+            latency = (time.perf_counter() - item.started) * 1000
+            yield Perceived(item.frame, result, item.read_ms, latency)
+    finally:
+        ahead.close()
+    yield Perceived(None, perception.finish())

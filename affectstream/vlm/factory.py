@@ -15,6 +15,7 @@ from affectstream.types import Keyframe
 from affectstream.vlm.backend import VlmBackend
 from affectstream.vlm.calibration import Calibrator, make_calibrator
 from affectstream.vlm.context import build_context
+from affectstream.vlm.logprobs import softmax
 from affectstream.vlm.parsing import parse_emotion
 
 
@@ -97,8 +98,6 @@ async def content_free_prior(backend: VlmBackend, cfg: VlmConfig,
                              labels: Sequence[str]) -> dict[str, float]:
     """The label distribution the model gives to content-free input: gray keyframes and an
     empty motion log (contextual calibration, DESIGN §8)."""
-    from affectstream.vlm.scheduler import softmax
-
     ctx = build_context(0, _gray_keyframes(cfg.keyframes), [], [], (0.0, cfg.period_s),
                         labels, k=cfg.keyframes, max_side=cfg.max_side)
     if cfg.decode == "score":

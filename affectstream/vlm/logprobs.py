@@ -62,3 +62,11 @@ def label_logprobs(entries: Sequence[tuple[str, float]],
         return None
     floor = min(lp for _, lp in entries) - math.log(TOP_LOGPROBS)
     return {name: math.log(p) if p > 0.0 else floor for name, p in mass.items()}
+
+
+def softmax(logprobs: dict[str, float]) -> dict[str, float]:
+    """Probabilities from per-label log-likelihoods (scoring mode)."""
+    top = max(logprobs.values())
+    weights = {k: math.exp(v - top) for k, v in logprobs.items()}
+    total = sum(weights.values())
+    return {k: w / total for k, w in weights.items()}

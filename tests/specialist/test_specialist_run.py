@@ -36,7 +36,7 @@ def test_perception_classifies_every_nth_frame_and_every_keyframe(
                     assert math.isclose(sum(face.expression.values()), 1.0, abs_tol=1e-5)
                     happiness[frame.index] = face.expression["happiness"]
             keyframes += result.keyframes
-        keyframes += perception.finish(None).keyframes
+        keyframes += perception.finish().keyframes
     finally:
         perception.close()
         source.close()

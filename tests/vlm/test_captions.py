@@ -17,6 +17,7 @@ import pytest
 from openai_server import CAPTION, OpenAIServer, is_caption
 
 from affectstream.config import Config, VlmConfig
+from affectstream.emotion.scheduler import VlmScheduler, mirror_size
 from affectstream.errors import ConfigError
 from affectstream.labels import DFEW7
 from affectstream.stream.offline import perceive_file
@@ -44,7 +45,6 @@ from affectstream.vlm.context import (
 )
 from affectstream.vlm.factory import make_captioner, start_captioner
 from affectstream.vlm.prompts import CAPTION_PROMPT, CAPTION_QUESTION
-from affectstream.vlm.scheduler import VlmScheduler, mirror_size
 
 TRACK = 1
 FPS = 30.0
@@ -408,7 +408,7 @@ async def _schedule(server: OpenAIServer, cfg: VlmConfig, captioner_url: str | N
         t = round(i / 5, 4)
         new = [ln for ln in pending if ln.end_s <= t + 1e-6]  # logged once the burst ends
         pending = [ln for ln in pending if ln not in new]
-        sched.observe(t, [frame(t)], new, [], [TRACK], [])
+        sched.feed(t, [frame(t)], new, [], [TRACK], [])
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.5)
     await sched.close(wait_s=5)

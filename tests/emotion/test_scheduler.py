@@ -10,11 +10,11 @@ import numpy as np
 from openai_server import OpenAIServer, error, hang
 
 from affectstream.config import VlmConfig
+from affectstream.emotion.scheduler import VlmScheduler
 from affectstream.labels import DFEW7
 from affectstream.types import EmotionUpdate, Keyframe
 from affectstream.vlm.backends.openai import OpenAIBackend
 from affectstream.vlm.calibration import EmotionSmoother, NoCalibration
-from affectstream.vlm.scheduler import VlmScheduler
 
 CROP = np.full((224, 224, 3), 90, np.uint8)
 
@@ -37,7 +37,7 @@ async def _scenario(server: OpenAIServer, cfg: VlmConfig, steps: list[dict[str, 
     for step in steps:
         t = step["t"]
         tracks = step.get("tracks", [1])
-        sched.observe(t, [_kf(tr, t) for tr in tracks], [], [], tracks, step.get("ended", []))
+        sched.feed(t, [_kf(tr, t) for tr in tracks], [], [], tracks, step.get("ended", []))
         await asyncio.sleep(step.get("sleep", 0.0))
     await asyncio.sleep(settle_s)
     await sched.close(wait_s=5)

@@ -10,9 +10,9 @@ import pytest
 from cli_helpers import cli, read_jsonl
 
 from affectstream.detectors import facs
+from affectstream.emotion.facs import PROTOTYPES, FacsEmotionEstimator, rule_probs
 from affectstream.labels import DFEW7, MAFW11
 from affectstream.types import ActionUnit, Burst, Face
-from affectstream.vlm.facs import PROTOTYPES, FacsEmotionEstimator, rule_probs
 
 # Blendshape values that produce each AU (see affectstream.detectors.facs.BLENDSHAPE_AU).
 SMILE = {"cheekSquintLeft": 0.5, "cheekSquintRight": 0.5,
@@ -63,7 +63,7 @@ def test_updates_every_period_and_early_after_a_burst() -> None:
         t = i / 30
         blend = RELAXED if t < 1.0 else SMILE
         bursts = [_burst(1, t)] if i == 45 else []
-        updates += est.observe(t, [_face(1, t, blend)], bursts)
+        updates += est.updates(t, [_face(1, t, blend)], bursts)
     times = [u.window_end_s for u in updates]
     # a burst at 1.5 s brings an update forward; then every 2 s of stream time
     assert times[0] == pytest.approx(1.5) and times[1] == pytest.approx(3.5)
@@ -79,7 +79,7 @@ def test_resting_level_is_the_faces_own() -> None:
     resting = {"browInnerUp": 0.45}  # a face that rests with raised inner brows
     updates = []
     for i in range(61):
-        updates += est.observe(i / 30, [_face(1, i / 30, resting)], [])
+        updates += est.updates(i / 30, [_face(1, i / 30, resting)], [])
     assert [u.label for u in updates] == ["neutral"]
 
 
@@ -91,11 +91,11 @@ def test_tracks_are_independent_and_forgotten_when_ended() -> None:
         faces = [_face(2, t, SMILE if t > 0.1 else RELAXED)]
         if i < 36:
             faces.append(_face(1, t, RELAXED))
-        out += est.observe(t, faces, [], ended=[1] if i == 36 else [])
+        out += est.updates(t, faces, [], ended=[1] if i == 36 else [])
     labels = {u.track_id: u.label for u in out}
     assert labels == {1: "neutral", 2: "happiness"}
     # track 1 is forgotten: later updates only ever concern track 2
-    assert [u.track_id for u in est.observe(2.5, [], [])] == [2]
+    assert [u.track_id for u in est.updates(2.5, [], [])] == [2]
 
 
 def test_run_publishes_facs_emotion_updates(tmp_path: Path, media_dir: Path,
@@ -124,5 +124,5 @@ def test_a_face_that_appears_smiling_is_counted_once_it_relaxes() -> None:
     for i in range(242):  # smiling for 1 s, relaxed until 6 s, smiling again until 8 s
         t = i / 30
         blend = SMILE if t < 1.0 or t >= 6.0 else RELAXED
-        updates += est.observe(t, [_face(1, t, blend)], [])
+        updates += est.updates(t, [_face(1, t, blend)], [])
     assert [u.label for u in updates][-1] == "happiness"

@@ -1,23 +1,20 @@
-"""Per-track emotion-update windows on stream time, for the estimators that run without a VLM
-(the FACS rules and the specialist).
-
-A track's window opens at the first frame that gives it evidence and closes every ``period_s``
-of stream time, or sooner once one of its bursts was published, but at least
-``min_interval_s`` after the previous update: the same clock as the VLM scheduler's, so the
-three sources update at the same moments. Subclasses say what a face adds to a window and
-what probabilities a window gives.
+"""Per-track update windows for the estimators that need no VLM (the FACS rules and the
+specialist): a track's window opens at the first frame that gives it evidence and closes when
+the shared :class:`~affectstream.emotion.base.UpdateClock` says its update is due. Subclasses
+say what a face adds to a window and what probabilities a window gives.
 """
 
 from __future__ import annotations
 
-import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import Generic, TypeVar
 
+from affectstream.clock import SYSTEM_CLOCK, Clock
+from affectstream.emotion.base import Emit, EmotionEstimator, UpdateClock
 from affectstream.labels import valence_arousal
-from affectstream.types import Burst, EmotionUpdate, Face
+from affectstream.types import Burst, EmotionUpdate, Face, FrameResult
 
 
 @dataclass(slots=True)
@@ -25,22 +22,23 @@ class Window:
     start_s: float
     frames: int = 0
     bursts: list[str] = field(default_factory=list)
-    last_update_s: float | None = None
 
 
 W = TypeVar("W", bound=Window)
 
 
-class WindowedEstimator(ABC, Generic[W]):
-    source: Literal["facs", "specialist"]
+class WindowedEstimator(EmotionEstimator, Generic[W]):
+    source: str
     model: str
 
     def __init__(self, camera: str, labels: Sequence[str], period_s: float,
-                 min_interval_s: float) -> None:
+                 min_interval_s: float, *, emit: Emit | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self._camera = camera
         self._labels = tuple(labels)
-        self._period = period_s
-        self._min_interval = min_interval_s
+        self._due = UpdateClock(period_s, min_interval_s)
+        self._emit = emit
+        self._clock = clock
         self._tracks: dict[int, W] = {}
 
     @abstractmethod
@@ -55,7 +53,14 @@ class WindowedEstimator(ABC, Generic[W]):
     def _estimate(self, win: W) -> tuple[dict[str, float], str]:
         """Probabilities over the labels and a one-sentence rationale."""
 
-    def observe(self, pts_s: float, faces: Sequence[Face], bursts: Iterable[Burst],
+    async def observe(self, result: FrameResult) -> None:
+        if self._emit is None:
+            raise RuntimeError(f"{type(self).__name__} was built without emit")
+        ended = [e.track_id for e in result.track_events if e.type == "end"]
+        for update in self.updates(result.pts_s, result.faces, result.bursts, ended):
+            await self._emit(update)
+
+    def updates(self, pts_s: float, faces: Sequence[Face], bursts: Iterable[Burst],
                 ended: Iterable[int] = ()) -> list[EmotionUpdate]:
         """Feed one frame's faces and bursts; the updates that came due at this frame."""
         for face in faces:
@@ -63,35 +68,31 @@ class WindowedEstimator(ABC, Generic[W]):
             if self._add(win, face):
                 win.frames += 1
                 self._tracks[face.track_id] = win
+                self._due.start(face.track_id, pts_s)
         for burst in bursts:
             if burst.track_id in self._tracks:
                 self._tracks[burst.track_id].bursts.append(burst.id)
-        updates = [self._close(track_id, win, pts_s)
-                   for track_id, win in list(self._tracks.items()) if self._due(win, pts_s)]
+                self._due.burst(burst.track_id)
+        updates = [self._close(track_id, win, pts_s) for track_id, win in
+                   list(self._tracks.items())
+                   if win.frames and self._due.due(track_id, pts_s)]
         for track_id in ended:
             self._tracks.pop(track_id, None)
+            self._due.forget(track_id)
         return updates
 
-    def _due(self, win: W, pts_s: float) -> bool:
-        if win.frames == 0:
-            return False
-        since = pts_s - (win.last_update_s if win.last_update_s is not None else win.start_s)
-        early = bool(win.bursts) and since >= self._min_interval
-        return pts_s - win.start_s >= self._period or early
-
     def _close(self, track_id: int, win: W, pts_s: float) -> EmotionUpdate:
-        t0 = time.perf_counter()
+        t0 = self._clock.monotonic()
         probs, rationale = self._estimate(win)
         label = max(probs, key=lambda k: probs[k])
         valence, arousal = valence_arousal(probs)
-        next_win = self._window(pts_s, win)
-        next_win.last_update_s = pts_s
-        self._tracks[track_id] = next_win
+        self._tracks[track_id] = self._window(pts_s, win)
+        self._due.fired(track_id, pts_s)
         return EmotionUpdate(
-            camera=self._camera, track_id=track_id, ts=time.time(),
+            camera=self._camera, track_id=track_id, ts=self._clock.time(),
             window_start_s=win.start_s, window_end_s=pts_s, label=label, probs=probs,
             valence=valence, arousal=arousal, confidence=probs[label], rationale=rationale,
             source=self.source, model=self.model, calibrated=False, keyframes_s=(),
-            bursts=tuple(win.bursts), latency_ms=(time.perf_counter() - t0) * 1000,
+            bursts=tuple(win.bursts), latency_ms=(self._clock.monotonic() - t0) * 1000,
             prompt_tokens=0,
         )

@@ -1,9 +1,10 @@
 """VLM scheduler (DESIGN §8): per-track emotion requests that never hold up perception.
 
-The event loop hands every frame result to :meth:`VlmScheduler.observe`, which keeps small
+The event loop hands every frame result to :meth:`VlmScheduler.feed`, which keeps small
 bounded mirrors of each track's keyframes and log lines (perception's own state lives in its
-thread). A track is due every ``period_s`` of stream time, sooner after a burst (at least
-``min_interval_s`` after its previous request). A due track's context is queued; a newer
+thread). A track is due by the shared :class:`~affectstream.emotion.base.UpdateClock`: every
+``period_s`` of stream time, sooner after a burst (at least ``min_interval_s`` after its
+previous request). A due track's context is queued; a newer
 request for the same track replaces a queued one (coalescing); at most ``max_in_flight`` run
 at once. An unparseable answer gets one stricter retry; failures are counted and back the
 scheduler off (1, 2, 4 … 30 s), and nothing ever waits on a request.
@@ -20,27 +21,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
 
+from affectstream.clock import SYSTEM_CLOCK, Clock
 from affectstream.config import VlmConfig
+from affectstream.emotion.base import Emit, UpdateClock
 from affectstream.errors import AffectStreamError
 from affectstream.labels import valence_arousal
+from affectstream.percentiles import percentiles
 from affectstream.types import Burst, EmotionUpdate, Keyframe, LogLine
 from affectstream.vlm.backend import BackendError, VlmBackend
 from affectstream.vlm.calibration import Calibrator, EmotionSmoother
 from affectstream.vlm.captions import caption_requests, clean_caption
 from affectstream.vlm.context import Caption, VlmContext, build_context
+from affectstream.vlm.logprobs import softmax
 from affectstream.vlm.parsing import parse_emotion
 
 log = logging.getLogger("affectstream.vlm")
 
-Publish = Callable[[EmotionUpdate], Awaitable[None]]
 _T = TypeVar("_T")
 _MIRROR = 32
 """Keyframes kept per track and kind at least; periodic ones: a whole window's worth."""
@@ -48,12 +51,10 @@ _MIRROR = 32
 
 @dataclass(slots=True)
 class _Track:
-    window_start_s: float
+    first_s: float
     periodic: deque[Keyframe]
     apexes: deque[Keyframe] = field(default_factory=lambda: deque(maxlen=_MIRROR))
     lines: deque[LogLine] = field(default_factory=lambda: deque(maxlen=4 * _MIRROR))
-    last_request_s: float | None = None
-    burst_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,20 +82,14 @@ def mirror_size(cfg: VlmConfig, keyframe_fps: float) -> int:
     return max(_MIRROR, math.ceil(window_s(cfg) * fps) + 2)
 
 
-def softmax(logprobs: dict[str, float]) -> dict[str, float]:
-    top = max(logprobs.values())
-    weights = {k: math.exp(v - top) for k, v in logprobs.items()}
-    total = sum(weights.values())
-    return {k: w / total for k, w in weights.items()}
-
-
 class VlmScheduler:
     def __init__(self, backend: VlmBackend, cfg: VlmConfig, labels: Sequence[str], camera: str,
-                 publish: Publish, calibrator: Calibrator, smoother: EmotionSmoother, *,
-                 captioner: VlmBackend | None = None, keyframe_fps: float = 2.0) -> None:
+                 publish: Emit, calibrator: Calibrator, smoother: EmotionSmoother, *,
+                 captioner: VlmBackend | None = None, keyframe_fps: float = 2.0,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         """``captioner`` captions in-between frames (default: ``backend``); ``keyframe_fps``
         is the rate at which perception keeps periodic keyframes (``keyframes.periodic_fps``),
-        which sizes the per-track mirrors."""
+        which sizes the per-track mirrors; ``clock`` times backoffs and latencies."""
         self._backend = backend
         self._captioner = captioner if captioner is not None else backend
         self._cfg = cfg
@@ -105,6 +100,8 @@ class VlmScheduler:
         self._publish = publish
         self._calibrate = calibrator
         self._smoother = smoother
+        self._clock = clock
+        self._due = UpdateClock(cfg.period_s, cfg.min_interval_s)
         self._tracks: dict[int, _Track] = {}
         self._queue: dict[int, _Job] = {}  # insertion-ordered; one entry per track
         self._tasks: set[asyncio.Task[None]] = set()
@@ -120,11 +117,13 @@ class VlmScheduler:
         self._total_ratio: deque[float] = deque(maxlen=500)
 
     # -- perception side (event loop, every frame) -----------------------------------------------
-    def observe(self, pts_s: float, keyframes: Iterable[Keyframe], log_lines: Iterable[LogLine],
-                bursts: Iterable[Burst], active: Iterable[int], ended: Iterable[int]) -> None:
+    def feed(self, pts_s: float, keyframes: Iterable[Keyframe], log_lines: Iterable[LogLine],
+             bursts: Iterable[Burst], active: Iterable[int], ended: Iterable[int]) -> None:
+        """One frame: mirror its keyframes and lines, queue the requests that came due."""
         for track_id in active:
             if track_id not in self._tracks:
                 self._tracks[track_id] = _Track(pts_s, deque(maxlen=self._mirror))
+                self._due.start(track_id, pts_s)
         for kf in keyframes:
             if (track := self._tracks.get(kf.track_id)) is not None:
                 (track.apexes if kf.reason == "apex" else track.periodic).append(kf)
@@ -132,28 +131,21 @@ class VlmScheduler:
             if (track := self._tracks.get(line.track_id)) is not None:
                 track.lines.append(line)
         for burst in bursts:
-            if (track := self._tracks.get(burst.track_id)) is not None:
-                track.burst_pending = True
+            self._due.burst(burst.track_id)
         for track_id in ended:
             self._tracks.pop(track_id, None)
+            self._due.forget(track_id)
             self._queue.pop(track_id, None)
             self._smoother.forget(track_id)
         for track_id, track in self._tracks.items():
-            if self._due(track, pts_s):
+            if self._due.due(track_id, pts_s):
                 self._submit(track_id, track, pts_s)
         self._pump()
 
-    def _due(self, track: _Track, pts_s: float) -> bool:
-        since = pts_s - (track.last_request_s if track.last_request_s is not None
-                         else track.window_start_s)
-        return since >= self._cfg.period_s or (track.burst_pending
-                                               and since >= self._cfg.min_interval_s)
-
     def _submit(self, track_id: int, track: _Track, pts_s: float) -> None:
-        track.burst_pending = False
-        track.last_request_s = pts_s
-        start = max(track.window_start_s, pts_s - window_s(self._cfg))
-        if time.monotonic() < self._backoff_until or not track.periodic:
+        self._due.fired(track_id, pts_s)
+        start = max(track.first_s, pts_s - window_s(self._cfg))
+        if self._clock.monotonic() < self._backoff_until or not track.periodic:
             self.skipped += 1
             return
         # a snapshot (references, no image copies): the mirrors move on while it waits
@@ -181,7 +173,7 @@ class VlmScheduler:
     # -- requests ---------------------------------------------------------------------------------
     async def _request(self, job: _Job) -> None:
         self.calls += 1
-        t0 = time.perf_counter()  # captions count towards the update's latency
+        t0 = self._clock.monotonic()  # captions count towards the update's latency
         ctx = await self._context(job)
         if ctx.track_id not in self._tracks:  # the face left while its frames were captioned
             self.late += 1
@@ -192,7 +184,7 @@ class VlmScheduler:
             self.failures += 1
             self._failures_in_row += 1
             delay = min(30.0, 2.0 ** (self._failures_in_row - 1))
-            self._backoff_until = time.monotonic() + delay
+            self._backoff_until = self._clock.monotonic() + delay
             log.warning("VLM request for track %d failed (%s); backing off %.0f s",
                         ctx.track_id, exc, delay)
             return
@@ -201,7 +193,7 @@ class VlmScheduler:
             self.late += 1
             self._smoother.forget(ctx.track_id)
             return
-        latency = (time.perf_counter() - t0) * 1000
+        latency = (self._clock.monotonic() - t0) * 1000
         self._latency_ms.append(latency)
         self._prompt_tokens.append(ctx.prompt_tokens)
         self._token_ratio.append(ctx.token_ratio)
@@ -215,7 +207,7 @@ class VlmScheduler:
         if calibrated or self._cfg.smoothing_tau_s > 0 or valence is None or arousal is None:
             valence, arousal = valence_arousal(probs)
         await self._publish(EmotionUpdate(
-            camera=self._camera, track_id=ctx.track_id, ts=time.time(),
+            camera=self._camera, track_id=ctx.track_id, ts=self._clock.time(),
             window_start_s=ctx.window_start_s, window_end_s=ctx.window_end_s, label=label,
             probs=probs, valence=valence, arousal=arousal, confidence=probs[label],
             rationale=rationale, source="vlm", model=self._backend.model, calibrated=calibrated,
@@ -283,15 +275,12 @@ class VlmScheduler:
 
     # -- stats and shutdown -----------------------------------------------------------------------
     def stats(self) -> dict[str, object]:
-        lat = np.asarray(self._latency_ms, np.float64)
+        latency = percentiles(self._latency_ms, digits=1)
         return {
             "calls": self.calls, "failures": self.failures, "in_flight": len(self._tasks),
-            "latency_ms_p50": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
-            "latency_ms_p95": round(float(np.percentile(lat, 95)), 1) if lat.size else None,
-            "prompt_tokens_mean": (round(float(np.mean(self._prompt_tokens)), 1)
-                                   if self._prompt_tokens else None),
-            "token_ratio_mean": (round(float(np.mean(self._token_ratio)), 3)
-                                 if self._token_ratio else None),
+            "latency_ms_p50": latency["p50"], "latency_ms_p95": latency["p95"],
+            "prompt_tokens_mean": _mean(self._prompt_tokens, 1),
+            "token_ratio_mean": _mean(self._token_ratio, 3),
             "coalesced": self.coalesced, "skipped": self.skipped, "late": self.late,
             "queued": len(self._queue), **self._caption_stats(),
         }
@@ -302,10 +291,8 @@ class VlmScheduler:
             return {}
         return {
             "caption_calls": self.caption_calls, "caption_failures": self.caption_failures,
-            "caption_tokens_mean": (round(float(np.mean(self._caption_tokens)), 1)
-                                    if self._caption_tokens else None),
-            "total_token_ratio_mean": (round(float(np.mean(self._total_ratio)), 3)
-                                       if self._total_ratio else None),
+            "caption_tokens_mean": _mean(self._caption_tokens, 1),
+            "total_token_ratio_mean": _mean(self._total_ratio, 3),
         }
 
     async def close(self, wait_s: float) -> None:
@@ -316,3 +303,7 @@ class VlmScheduler:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _mean(values: Sequence[float], digits: int) -> float | None:
+    return round(float(np.mean(values)), digits) if values else None

@@ -1,4 +1,4 @@
-"""FACS prototype rules: emotion updates without a VLM (``--vlm-backend none``, DESIGN §8).
+"""FACS prototype rules: emotion updates without a VLM (``vlm.type: none``, DESIGN §8).
 
 Each track's action units (from MediaPipe blendshapes, see :mod:`affectstream.detectors.facs`)
 are averaged over the update window and measured against the track's own resting level (a
@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from affectstream.detectors import facs
+from affectstream.emotion.base import EstimatorSetup
+from affectstream.emotion.windows import Window, WindowedEstimator
 from affectstream.types import Face
-from affectstream.windows import Window, WindowedEstimator
 
 MODEL = "facs-rules/1"
 
@@ -121,3 +122,12 @@ class FacsEmotionEstimator(WindowedEstimator[_TrackWindow]):
 
     def _estimate(self, win: _TrackWindow) -> tuple[dict[str, float], str]:
         return rule_probs(win.evidence(), self._labels)
+
+
+def create(setup: EstimatorSetup) -> FacsEmotionEstimator | None:
+    """The fallback when neither a VLM nor a specialist gives the updates."""
+    cfg = setup.cfg
+    if cfg.vlm.type != "none" or setup.specialist is not None:
+        return None
+    return FacsEmotionEstimator(cfg.camera_id, setup.labels, cfg.vlm.period_s,
+                                cfg.vlm.min_interval_s, emit=setup.emit, clock=setup.clock)
