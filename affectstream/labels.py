@@ -141,3 +141,10 @@ def valence_arousal(probs: Mapping[str, float]) -> tuple[float, float]:
     if total <= 0.0:
         return AFFECT["neutral"]
     return (min(1.0, max(-1.0, valence / total)), min(1.0, max(0.0, arousal / total)))
+
+
+def top_labels(probs: dict[str, float], n: int = 3, min_p: float = 0.01) -> str:
+    """The ``n`` most probable labels with their probabilities, e.g. ``happiness 0.90,
+    neutral 0.10`` (labels under ``min_p`` are left out)."""
+    top = sorted(probs.items(), key=lambda kv: -kv[1])[:n]
+    return ", ".join(f"{label} {p:.2f}" for label, p in top if p >= min_p)

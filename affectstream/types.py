@@ -19,6 +19,7 @@ FloatArray = npt.NDArray[np.float32]
 
 BurstKind = Literal["micro", "macro"]
 TrackEventType = Literal["new", "end"]
+Side = Literal["L", "R", "both"]
 LogKind = Literal["burst", "change", "summary"]
 KeyframeReason = Literal["apex", "periodic"]
 
@@ -75,7 +76,7 @@ class ActionUnit:
 
     au: int
     name: str
-    side: Literal["L", "R", "both"]
+    side: Side
     intensity: float
     """0–1; the text says weak (<0.3), moderate (<0.6) or strong."""
 

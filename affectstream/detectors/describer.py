@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from affectstream.config import LogConfig
 from affectstream.detectors import facs
 from affectstream.detectors.samples import RawBurst
-from affectstream.types import ActionUnit, Burst, LogLine
+from affectstream.types import ActionUnit, Burst, BurstKind, LogLine, Side
 
 _BLEND_THRESHOLD = 0.08
 _EYE_REGIONS = ("lower_lid", "inner_brow", "outer_brow")
@@ -38,9 +38,11 @@ def _direction_phrase(stem: str, side: str, dx: float, dy: float) -> str:
     return phrases.get(stem, "moved")
 
 
-def _split(region: str) -> tuple[str, str]:
-    if region[-2:] in ("_L", "_R"):
-        return region[:-2], region[-1]
+def _split(region: str) -> tuple[str, Side]:
+    if region.endswith("_L"):
+        return region[:-2], "L"
+    if region.endswith("_R"):
+        return region[:-2], "R"
     return region, "both"
 
 
@@ -50,7 +52,7 @@ _NOUN = {"inner_brow": "inner brow", "outer_brow": "outer brow", "lower_lid": "l
 
 def region_phrases(regions: tuple[str, ...], vectors: dict[str, tuple[float, float]]) -> list[str]:
     """One phrase per moved facial feature, merging left and right when they agree."""
-    by_stem: dict[str, dict[str, str]] = {}
+    by_stem: dict[str, dict[Side, str]] = {}
     for region in regions:
         stem, side = _split(region)
         dx, dy = vectors.get(region, (0.0, 0.0))
@@ -79,7 +81,7 @@ def burst_action_units(raw: RawBurst, crop_size: int) -> tuple[ActionUnit, ...]:
             continue
         _, side = _split(region)
         strength = min(1.0, math.hypot(dx, dy) / (0.08 * crop_size))
-        units[found[0]] = ActionUnit(found[0], found[1], side, strength)  # type: ignore[arg-type]
+        units[found[0]] = ActionUnit(found[0], found[1], side, strength)
     return tuple(sorted(units.values(), key=lambda u: -u.intensity))
 
 
@@ -101,7 +103,7 @@ def describe_burst(raw: RawBurst, *, burst_id: str, camera: str, track_id: int, 
                    crop_size: int, micro_max_s: float) -> Burst:
     onset_s, offset_s = raw.onset.pts_s, raw.offset.pts_s
     duration = offset_s - onset_s
-    kind = "micro" if duration <= micro_max_s else "macro"
+    kind: BurstKind = "micro" if duration <= micro_max_s else "macro"
     units = burst_action_units(raw, crop_size)
     phrases = region_phrases(raw.regions, raw.apex_vectors) or ["facial movement"]
     au_text = ", ".join(f"AU{u.au} {facs.intensity_word(u.intensity)}" for u in units[:4])
@@ -119,7 +121,7 @@ def describe_burst(raw: RawBurst, *, burst_id: str, camera: str, track_id: int, 
         id=burst_id, camera=camera, track_id=track_id,
         onset_frame=raw.onset.index, apex_frame=raw.apex.index, offset_frame=raw.offset.index,
         onset_s=onset_s, apex_s=raw.apex.pts_s, offset_s=offset_s,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         regions=raw.regions, action_units=units, peak_motion=round(raw.peak_motion, 3),
         text=text, ts=ts,
     )

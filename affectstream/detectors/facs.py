@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from affectstream.types import ActionUnit
+from affectstream.types import ActionUnit, Side
 
 # blendshape stem → (AU number, FACS name). Stems get "Left"/"Right" suffixes in MediaPipe.
 BLENDSHAPE_AU: dict[str, tuple[int, str]] = {
@@ -59,8 +59,8 @@ def action_units(scores: dict[str, float], threshold: float) -> list[ActionUnit]
         if top < threshold:
             continue
         low = min(left, right)
-        side = "both" if low >= top / 2 else ("L" if left > right else "R")
-        out.append(ActionUnit(au, name, side, min(1.0, top)))  # type: ignore[arg-type]
+        side: Side = "both" if low >= top / 2 else ("L" if left > right else "R")
+        out.append(ActionUnit(au, name, side, min(1.0, top)))
     out.sort(key=lambda a: -a.intensity)
     return out
 

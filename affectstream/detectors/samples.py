@@ -30,3 +30,17 @@ class RawBurst:
     peak_motion: float
     held: bool = False
     """The expression rose and stayed (still held at ``offset``, the newest frame seen)."""
+
+
+def frame_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """Intersection over union of two inclusive frame intervals (frame counts, not spans)."""
+    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
+    return inter / ((a[1] - a[0] + 1) + (b[1] - b[0] + 1) - inter) if inter > 0 else 0.0
+
+
+def joined(first: RawBurst, second: RawBurst) -> RawBurst:
+    """``first`` (the stronger or earlier-found half) with ``second``'s regions added."""
+    regions = first.regions + tuple(r for r in second.regions if r not in first.regions)
+    vectors = {**second.apex_vectors, **first.apex_vectors}
+    return RawBurst(first.onset, first.apex, first.offset, first.reference, regions, vectors,
+                    max(first.peak_motion, second.peak_motion))

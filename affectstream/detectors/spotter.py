@@ -41,7 +41,9 @@ import numpy.typing as npt
 
 from affectstream.config import SpotterConfig
 from affectstream.detectors.motion import RegionMotion
-from affectstream.detectors.samples import RawBurst, Sample
+from affectstream.detectors.runs import Candidate, follow_run
+from affectstream.detectors.samples import RawBurst, Sample, frame_iou, joined
+from affectstream.detectors.speech import SpeakingState
 from affectstream.types import FloatArray
 
 _MOUTH = ("mouth_corner", "upper_lip", "chin")
@@ -49,31 +51,6 @@ _GROUPS = (("inner_brow", "outer_brow", "lower_lid"), ("nose", *_MOUTH))
 """Upper and lower face, as FACS divides them."""
 _STEP_BAR = 3.0
 """A held expression needs this many times ``min_z``: speech and head turns make steps too."""
-_SPEECH_PX = 0.4
-"""Mean jaw movement per smallest-scale lag (pixels on a 128 px crop) above which the face
-counts as speaking, measured over one second (talking heads: 0.5–2.6, a still face: < 0.2)."""
-_SPEECH_RATIO = 1.5
-"""…and at least this many times the brows' movement (a head turn moves both alike)."""
-
-
-@dataclass(slots=True)
-class _Candidate:
-    """The run of above-threshold frames being followed."""
-
-    pos: int
-    """Ring position (absolute sample count) of the best frame so far."""
-    score: float
-    scale: int
-    z: FloatArray
-    """Per-region normalised pulse at the best frame and scale."""
-    below: int = 0
-    """Frames since the run's score fell below the threshold."""
-
-    @property
-    def closing(self) -> int:
-        """Frames below the threshold that end the run: half its scale, so the fall of a wide
-        pulse is followed far enough to place its offset."""
-        return max(1, round(0.5 * self.scale))
 
 
 @dataclass(slots=True)
@@ -82,47 +59,14 @@ class _Group:
     face is found even while the lower face is busy (speech, a laugh), and the other way round."""
 
     mask: npt.NDArray[np.bool_]
-    candidate: _Candidate | None = None
-    step: _Candidate | None = None
+    candidate: Candidate | None = None
+    step: Candidate | None = None
     """A held expression (a step) being followed."""
     held_until: int = -1
     """No new held expression before this position (the last one's hold and release)."""
     last_offset: int = -1
     last_burst: int = -(10**9)
     """Position of the group's last burst peak."""
-
-
-def _run(current: _Candidate | None, above: bool,
-         fresh: _Candidate) -> tuple[_Candidate | None, _Candidate | None]:
-    """One frame of a run of above-threshold frames: (the candidate to keep, a finished one).
-    A run keeps its best frame; it is over once it stayed below the threshold for
-    ``closing`` frames, or once it has lasted two scales past its best frame."""
-    if above:
-        if current is None or fresh.score > current.score:
-            return fresh, None
-        current.below = 0
-        if fresh.pos - current.pos <= 2 * current.scale:
-            return current, None
-        return None, current
-    if current is None:
-        return None, None
-    current.below += 1
-    if current.below < current.closing:
-        return current, None
-    return None, current
-
-
-def _iou(a: tuple[int, int], b: tuple[int, int]) -> float:
-    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
-    return inter / ((a[1] - a[0] + 1) + (b[1] - b[0] + 1) - inter) if inter > 0 else 0.0
-
-
-def _joined(first: RawBurst, second: RawBurst) -> RawBurst:
-    """``first`` (the stronger or earlier-found half) with ``second``'s regions added."""
-    regions = first.regions + tuple(r for r in second.regions if r not in first.regions)
-    vectors = {**second.apex_vectors, **first.apex_vectors}
-    return RawBurst(first.onset, first.apex, first.offset, first.reference, regions, vectors,
-                    max(first.peak_motion, second.peak_motion))
 
 
 def scale_frames(scale_s: float, scales: int, fps: float) -> tuple[int, ...]:
@@ -153,11 +97,7 @@ class BurstSpotter:
         self._rank = cfg.noise_quantile
         names = motion.names
         self._mouth = np.array([n.startswith(_MOUTH) for n in names])
-        self._chin = np.array([n == "chin" for n in names])
-        self._brows = np.array([n.startswith(("inner_brow", "outer_brow")) for n in names])
-        self._activity: deque[tuple[float, float]] = deque(maxlen=max(2, round(self._fps)))
-        self._speech_px = _SPEECH_PX * motion.size / 128
-        self._speaking = False
+        self._speech = SpeakingState(names, motion.size, self._fps)
         self._speech_scale = np.where(self._mouth, cfg.speech_factor, 1.0).astype(np.float32)
         self._pending: dict[int, dict[int, FloatArray]] = {}
         """Normalised pulses per frame position and scale until every scale has judged it."""
@@ -187,10 +127,7 @@ class BurstSpotter:
         if len(self._ring) > base:
             quick = self._motion.vectors(self._ring[-1 - base].gray, sample.gray)
             self._disp[base].append(quick)
-            norms = np.linalg.norm(quick, axis=1)
-            self._activity.append((float(norms[self._chin].mean()),
-                                   float(norms[self._brows].mean())))
-            self._update_speaking()
+            self._speech.update(quick)
         for short, lag in itertools.pairwise(self._lags):
             # Region displacements add up: over 2L frames it is the last L's plus the L before.
             steps = self._disp[short]
@@ -203,15 +140,7 @@ class BurstSpotter:
     @property
     def speaking(self) -> bool:
         """The jaw has kept moving for the last second, clearly more than the brows."""
-        return self._speaking
-
-    def _update_speaking(self) -> None:
-        # Hysteresis: speech has pauses between words, which must not end it.
-        if len(self._activity) < self._activity.maxlen:  # type: ignore[operator]
-            return
-        chin, brows = np.mean(np.asarray(self._activity), axis=0)
-        bar = max(self._speech_px, _SPEECH_RATIO * brows)
-        self._speaking = bool(chin >= (0.6 * bar if self._speaking else bar))
+        return self._speech.speaking
 
     def flush(self) -> list[RawBurst]:
         """The track or stream ended: emit the bursts whose peaks were already found, and an
@@ -226,7 +155,7 @@ class BurstSpotter:
                 self._add(out, raw)
         return out
 
-    def _rising(self, group: _Group) -> _Candidate | None:
+    def _rising(self, group: _Group) -> Candidate | None:
         """A displacement over the longest lag seen so far (at most two largest scales) that
         stands out like a step; before any step history, against the floor alone."""
         lag = max((lag for lag in self._lags if self._disp[lag]), default=0)
@@ -239,7 +168,7 @@ class BurstSpotter:
         z = np.where(group.mask, z, 0.0).astype(np.float32)
         if float(z.max()) < _STEP_BAR * self._cfg.min_z:
             return None
-        return _Candidate(pos, float(z.max()), max(1, lag // 2), z)
+        return Candidate(pos, float(z.max()), max(1, lag // 2), z)
 
     # -- scoring --------------------------------------------------------------------------------
     def _judge(self, k: int) -> None:
@@ -307,15 +236,15 @@ class BurstSpotter:
                     self._add(out, raw)
         return out
 
-    def _follow_step(self, group: _Group, pos: int, z: FloatArray) -> _Candidate | None:
+    def _follow_step(self, group: _Group, pos: int, z: FloatArray) -> Candidate | None:
         """The same for held expressions, which need ``_STEP_BAR`` times ``min_z``."""
         score = float(z.max())
         above = score >= _STEP_BAR * self._cfg.min_z and pos > group.held_until
-        fresh = _Candidate(pos, score, self._kmax, z.astype(np.float32))
-        group.step, done = _run(group.step, above, fresh)
+        fresh = Candidate(pos, score, self._kmax, z.astype(np.float32))
+        group.step, done = follow_run(group.step, above, fresh)
         return done
 
-    def _emit_held(self, group: _Group, cand: _Candidate) -> RawBurst | None:
+    def _emit_held(self, group: _Group, cand: Candidate) -> RawBurst | None:
         """A held expression: onset where the rise starts, apex where it first reaches (nearly)
         its full displacement, offset at the newest frame; the group reports no other held
         expression for ``hold_s`` (its release belongs to it)."""
@@ -337,12 +266,12 @@ class BurstSpotter:
         span = (raw.onset.index, raw.offset.index)
 
         def same(other: tuple[int, int]) -> bool:
-            return _iou(span, other) >= 0.5 or (raw.held and
+            return frame_iou(span, other) >= 0.5 or (raw.held and
                                                 other[0] <= raw.apex.index <= other[1])
 
         for i, other in enumerate(out):
             if same((other.onset.index, other.offset.index)):
-                out[i] = _joined(other, raw)
+                out[i] = joined(other, raw)
                 return
         if any(same(old) for old in self._emitted):
             return
@@ -350,10 +279,10 @@ class BurstSpotter:
         out.append(raw)
 
     def _follow(self, group: _Group, pos: int, score: float, k: int,
-                z: FloatArray) -> _Candidate | None:
+                z: FloatArray) -> Candidate | None:
         """Update a group's candidate with this frame; the candidate when its run is over."""
         above = score >= self._cfg.min_z and self._sample(pos).index > group.last_offset
-        group.candidate, done = _run(group.candidate, above, _Candidate(pos, score, k, z))
+        group.candidate, done = follow_run(group.candidate, above, Candidate(pos, score, k, z))
         return done
 
     def _sample(self, pos: int) -> Sample:
@@ -388,7 +317,7 @@ class BurstSpotter:
                 break
         return best
 
-    def _trace(self, cand: _Candidate) -> tuple[int, list[tuple[Sample, FloatArray]],
+    def _trace(self, cand: Candidate) -> tuple[int, list[tuple[Sample, FloatArray]],
                                                  FloatArray]:
         """Region displacements of every frame against a reference 1.5 scales before the
         candidate's peak (a slow rise starts before the pulse's own window), up to the newest
@@ -401,7 +330,7 @@ class BurstSpotter:
         levels = np.array([float(np.linalg.norm(v[best])) for _, v in trace])
         return ref_pos, trace, levels
 
-    def _emit(self, group: _Group, cand: _Candidate) -> RawBurst | None:
+    def _emit(self, group: _Group, cand: Candidate) -> RawBurst | None:
         ref_pos, trace, levels = self._trace(cand)
         reference = trace[0][0]
         # The apex is the largest displacement near the pulse's centre, not some later movement.
@@ -418,7 +347,7 @@ class BurstSpotter:
         return self._raw(trace, onset_i, apex_i, offset_i, reference, cand, peak, held=False)
 
     def _raw(self, trace: list[tuple[Sample, FloatArray]], onset_i: int, apex_i: int,
-             offset_i: int, reference: Sample, cand: _Candidate, peak: float,
+             offset_i: int, reference: Sample, cand: Candidate, peak: float,
              held: bool) -> RawBurst | None:
         onset, apex, offset = trace[onset_i][0], trace[apex_i][0], trace[offset_i][0]
         if offset.pts_s - onset.pts_s < self._cfg.min_duration_s:

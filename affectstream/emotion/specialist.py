@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from affectstream.clock import SYSTEM_CLOCK, Clock
 from affectstream.emotion.base import Emit, EstimatorSetup
 from affectstream.emotion.windows import Window, WindowedEstimator
+from affectstream.labels import top_labels
 from affectstream.types import Face
 
 
@@ -23,10 +24,8 @@ class _Window(Window):
 
 def describe(probs: dict[str, float], frames: int, model: str) -> str:
     """A one-sentence rationale: the top classes and how many crops they come from."""
-    top = sorted(probs.items(), key=lambda kv: -kv[1])[:3]
-    parts = ", ".join(f"{label} {p:.2f}" for label, p in top if p >= 0.01)
     crops = f"{frames} face crop{'' if frames == 1 else 's'}"
-    return f"{model} over {crops}: {parts}"
+    return f"{model} over {crops}: {top_labels(probs)}"
 
 
 class SpecialistEmotionEstimator(WindowedEstimator[_Window]):

@@ -30,9 +30,10 @@ import numpy as np
 import numpy.typing as npt
 
 from affectstream.errors import ConfigError
+from affectstream.types import BurstKind
 
 FloatArray = npt.NDArray[np.float64]
-Interval = tuple[int, int, int, str]
+Interval = tuple[int, int, int, BurstKind]
 
 # Neighbours of the centre in circular order, so "uniform" (≤ 2 bit flips round the circle) means
 # a single arc of brighter neighbours: an edge, corner, line end or flat spot.
@@ -181,7 +182,7 @@ def _peaks(c: FloatArray, k: int, p: float) -> list[int]:
     return kept
 
 
-def _intervals(c: FloatArray, k: int, p: float, kind: str) -> list[Interval]:
+def _intervals(c: FloatArray, k: int, p: float, kind: BurstKind) -> list[Interval]:
     n = len(c)
     return [(max(0, t - k), t, min(n - 1, t + k), kind) for t in _peaks(c, k, p)]
 

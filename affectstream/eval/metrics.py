@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from affectstream.detectors.samples import frame_iou
 from affectstream.errors import ConfigError
 
 _EPS = 1e-9
@@ -23,13 +24,7 @@ def _check(interval: tuple[int, int], what: str) -> tuple[int, int]:
 
 def interval_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
     """Intersection over union of two inclusive frame intervals (frame counts, not spans)."""
-    a0, a1 = _check(a, "first")
-    b0, b1 = _check(b, "second")
-    inter = min(a1, b1) - max(a0, b0) + 1
-    if inter <= 0:
-        return 0.0
-    union = (a1 - a0 + 1) + (b1 - b0 + 1) - inter
-    return inter / union
+    return frame_iou(_check(a, "first"), _check(b, "second"))
 
 
 @dataclass(frozen=True)

@@ -131,12 +131,14 @@ def run_clip(cfg: Config, model_paths: dict[str, Path], clip: BenchClip,
         base_signal[index] = signal(crops, clip.fps, baseline_cfg)
         for onset, apex, offset, kind in spot_baseline(crops, clip.fps, baseline_cfg):
             base_preds.append(PredEvent(int(index[onset]), int(index[apex]), int(index[offset]),
-                                        kind))  # type: ignore[arg-type]
-    common = dict(name=clip.name, fps=clip.fps, frames=total, category=clip.category,
-                  control=clip.control, truth=clip.truth, natural=clip.natural)
-    return ClipResult(ClipRun(preds=tuple(preds), **common),  # type: ignore[arg-type]
-                      ClipRun(preds=tuple(base_preds), **common),  # type: ignore[arg-type]
-                      live_signal, base_signal)
+                                        kind))
+
+    def run(found: list[PredEvent]) -> ClipRun:
+        return ClipRun(name=clip.name, fps=clip.fps, frames=total, category=clip.category,
+                       control=clip.control, truth=clip.truth, preds=tuple(found),
+                       natural=clip.natural)
+
+    return ClipResult(run(preds), run(base_preds), live_signal, base_signal)
 
 
 def report(results: Sequence[ClipResult]) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from affectstream.types import (
     Keyframe,
     LogLine,
     TrackEvent,
+    TrackEventType,
 )
 
 SampleObserver = Callable[[int, Sample, tuple[int, float]], None]
@@ -283,8 +284,8 @@ class Perception:
                 state.landmarker.close()
         out.events.append(self._event("end", track, frame))
 
-    def _event(self, kind: str, track: Track, frame: Frame | None) -> TrackEvent:
+    def _event(self, kind: TrackEventType, track: Track, frame: Frame | None) -> TrackEvent:
         index = frame.index if frame else track.last_frame
         pts = frame.pts_s if frame else track.last_s
-        return TrackEvent(kind, self._cfg.camera_id, track.track_id,  # type: ignore[arg-type]
+        return TrackEvent(kind, self._cfg.camera_id, track.track_id,
                           index, pts, track.bbox, time.time(), track.first_s, track.last_s)

@@ -43,6 +43,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from affectstream.labels import top_labels
 from affectstream.tokens import estimate_tokens
 from affectstream.types import Image, Keyframe, LogLine
 from affectstream.vlm.prompts import SYSTEM_PROMPT, question
@@ -269,9 +270,7 @@ def _summary(summary: LogLine | None, older: list[LogLine], start_s: float) -> s
 def _marker(kf: Keyframe) -> str:
     text = f"↑ {kf.pts_s:.2f} s" + (", burst apex" if kf.reason == "apex" else "")
     if kf.expression:  # the specialist's view of this very frame (specialist.to_vlm)
-        top = sorted(kf.expression.items(), key=lambda kv: -kv[1])[:3]
-        shown = ", ".join(f"{label} {p:.2f}" for label, p in top if p >= 0.01)
-        text += f" (expression classifier on this frame: {shown})"
+        text += f" (expression classifier on this frame: {top_labels(kf.expression)})"
     return text
 
 
