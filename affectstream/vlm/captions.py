@@ -30,10 +30,10 @@ from affectstream.vlm.context import (
     count_tokens,
     default_image_tokens,
     dense_tokens,
-    select_keyframes,
-    to_rgb,
 )
 from affectstream.vlm.prompts import CAPTION_PROMPT, CAPTION_QUESTION, caption_intro
+from affectstream.vlm.render import to_rgb
+from affectstream.vlm.select import select_keyframes
 
 MAX_CAPTION_CHARS = 300
 """A caption longer than this (a model that rambles) is cut: it is one line of motion text."""

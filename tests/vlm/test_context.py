@@ -22,9 +22,9 @@ from affectstream.vlm.context import (
     build_context,
     default_image_tokens,
     dense_tokens,
-    select_keyframes,
 )
 from affectstream.vlm.prompts import SYSTEM_PROMPT, question
+from affectstream.vlm.select import select_keyframes
 
 LABELS = ("happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear")
 FPS = 30.0
