@@ -14,13 +14,13 @@ cheap; they are a fallback, not an emotion recogniser.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from affectstream.detectors import facs
-from affectstream.emotion.base import EstimatorSetup
+from affectstream.clock import SYSTEM_CLOCK, Clock
+from affectstream.emotion.base import Emit, EstimatorSetup
 from affectstream.emotion.windows import Window, WindowedEstimator
 from affectstream.types import Face
 
@@ -51,8 +51,10 @@ SHARPNESS = 14.0
 _REST_TAU_S = 30.0
 
 
-def rule_probs(evidence: dict[int, float], labels: Sequence[str]) -> tuple[dict[str, float], str]:
-    """Probabilities over ``labels`` from AU evidence, and the prototype that decided it."""
+def rule_probs(evidence: dict[int, float], labels: Sequence[str],
+               names: Mapping[int, str] | None = None) -> tuple[dict[str, float], str]:
+    """Probabilities over ``labels`` from AU evidence, and the prototype that decided it (its
+    AUs named by ``names``, AU number → FACS name, where known)."""
     logits: dict[str, float] = {}
     best: dict[str, tuple[int, ...]] = {}
     for label in labels:
@@ -74,7 +76,8 @@ def rule_probs(evidence: dict[int, float], labels: Sequence[str]) -> tuple[dict[
     winner = max(probs, key=lambda k: probs[k])
     if winner == "neutral":
         return probs, "no prototype's action units are clearly above the face's resting level"
-    aus = ", ".join(f"AU{au} {facs.AU_NAMES[au]} {evidence.get(au, 0.0):+.2f}"
+    named = names or {}
+    aus = ", ".join(f"AU{au} {named[au] + ' ' if au in named else ''}{evidence.get(au, 0.0):+.2f}"
                     for au in best[winner])
     return probs, f"{winner} prototype ({aus} above rest)"
 
@@ -109,6 +112,13 @@ class FacsEmotionEstimator(WindowedEstimator[_TrackWindow]):
     source = "facs"
     model = MODEL
 
+    def __init__(self, camera: str, labels: Sequence[str], period_s: float,
+                 min_interval_s: float, *, emit: Emit | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        super().__init__(camera, labels, period_s, min_interval_s, emit=emit, clock=clock)
+        self._au_names: dict[int, str] = {}
+        """FACS names of the AUs seen, as perception named them (for the rationale)."""
+
     def _window(self, start_s: float, previous: _TrackWindow | None) -> _TrackWindow:
         if previous is None:
             return _TrackWindow(start_s)
@@ -118,10 +128,11 @@ class FacsEmotionEstimator(WindowedEstimator[_TrackWindow]):
         if not face.action_units:
             return False
         win.add(face.pts_s, {u.au: u.intensity for u in face.action_units if u.au != 45})
+        self._au_names.update((u.au, u.name) for u in face.action_units)
         return True
 
     def _estimate(self, win: _TrackWindow) -> tuple[dict[str, float], str]:
-        return rule_probs(win.evidence(), self._labels)
+        return rule_probs(win.evidence(), self._labels, self._au_names)
 
 
 def create(setup: EstimatorSetup) -> FacsEmotionEstimator | None:
