@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from affectstream import models
-from affectstream.config import Config
+from affectstream.config import Config, VlmModelConfig
 from affectstream.errors import AffectStreamError, ModelError
 from affectstream.labels import LABEL_SETS
 from affectstream.publish import messages
@@ -244,7 +244,8 @@ class Runner:
         bridge = _Bridge(loop)
         stats = RunStats(cfg.camera_id, capture, fanout, perception)
         cam = cfg.camera_id
-        if self._vlm is not None and self._calibrator is not None:
+        if (self._vlm is not None and self._calibrator is not None
+                and isinstance(cfg.vlm, VlmModelConfig)):  # a backend exists for a VLM only
             async def publish_emotion(update: EmotionUpdate) -> None:
                 self._latest[update.track_id] = update
                 await fanout.publish(messages.emotion(update))
@@ -282,7 +283,8 @@ class Runner:
             stop()
             await loop.run_in_executor(None, capture.stop)
             worker.join(timeout=10)
-            if self._scheduler is not None:  # answers already on their way still count
+            # answers already on their way still count
+            if self._scheduler is not None and isinstance(cfg.vlm, VlmModelConfig):
                 await self._scheduler.close(wait_s=cfg.vlm.timeout_s)
             final = stats.payload()
             await fanout.publish(messages.stats(cam, final))

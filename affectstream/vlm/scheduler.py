@@ -28,7 +28,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from affectstream.config import VlmConfig
+from affectstream.config import VlmModelConfig as VlmConfig
 from affectstream.errors import AffectStreamError
 from affectstream.labels import valence_arousal
 from affectstream.types import Burst, EmotionUpdate, Keyframe, LogLine
