@@ -8,15 +8,15 @@ one session serves any source size; CenterFace's fixed dims are made symbolic at
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 
-from affectstream.config import CenterFaceConfig
+from affectstream.config import CenterFaceConfig, DetectorConfig
 from affectstream.errors import ModelError
 from affectstream.types import Detections, FloatArray, Image
 
@@ -154,3 +154,23 @@ def _make_dims_symbolic(values: Iterable[Any], symbols: tuple[str, str, str]) ->
             raise ModelError(f"{vi.name} has {len(dims)} dims, not 4; use the registry CenterFace")
         for index, symbol in zip((0, 2, 3), symbols, strict=True):
             dims[index].dim_param = symbol  # setting dim_param clears the fixed dim_value
+
+
+class FaceDetector(Protocol):
+    """What perception needs of a face detector."""
+
+    providers: list[str]
+    """The onnxruntime execution providers in use (reported by ``bench``)."""
+
+    def detect(self, image: Image) -> Detections: ...
+
+
+DETECTORS: dict[str, Callable[[DetectorConfig, Path], FaceDetector]] = {
+    "centerface": CenterFaceDetector}
+"""Face detectors by ``detector.type``: one per member of
+:data:`affectstream.config.DetectorConfig`."""
+
+
+def make_detector(cfg: DetectorConfig, model_path: Path) -> FaceDetector:
+    """The face detector that ``cfg.type`` names, on the model file ``model_path``."""
+    return DETECTORS[cfg.type](cfg, model_path)
