@@ -294,7 +294,7 @@ def _foreign_key(loc: list[str], tag: str | None) -> str | None:
 
 
 def _description(loc: list[str], tag: str) -> str:
-    """", " and what a required field is, from its description."""
+    """What a required field is (from its description), to follow its name after a comma."""
     field = _TAGGED[loc[0]][tag].model_fields.get(loc[-1])
     text = (field.description or "") if field is not None else ""
     text = text.removesuffix(".").removesuffix(" (required)")
