@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,25 @@ def _quiet_native_logs() -> None:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
+# Config fields that a flag sets, with the flag and its argparse dest: library errors name the
+# field, and the one line printed here adds the flag where this command has it.
+_FLAGS = {"vlm.url": ("--vlm-url", "vlm_url"), "vlm.model": ("--vlm-model", "vlm_model"),
+          "vlm.type": ("--vlm-backend", "vlm_backend"), "source.url": ("--source", "source"),
+          "camera_id": ("--camera-id", "camera_id"),
+          "max_seconds": ("--max-seconds", "max_seconds"), "sinks": ("--sink", "sink")}
+# A whole field name only: not vlm.context.captioner_url's tail, a path or a longer key.
+_FIELD = re.compile(r"(?<![\w./-])(" + "|".join(map(re.escape, _FLAGS)) + r")(?![\w/-]|\.\w)")
+
+
+def _with_flags(message: str, args: argparse.Namespace) -> str:
+    """``message`` with ``(--flag)`` after each config field that one of this command's
+    flags sets: ``vlm.url`` → ``vlm.url (--vlm-url)``."""
+    def add(m: re.Match[str]) -> str:
+        flag, dest = _FLAGS[m.group(1)]
+        return f"{m.group(1)} ({flag})" if dest in vars(args) else m.group(1)
+    return _FIELD.sub(add, message)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
@@ -239,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except AffectStreamError as exc:
-        print(f"affectstream: error: {exc}", file=sys.stderr)
+        print(f"affectstream: error: {_with_flags(str(exc), args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("affectstream: interrupted", file=sys.stderr)

@@ -2,27 +2,51 @@
 
 ``${ENV_VAR}`` in any string value is replaced from the environment when the file is loaded, so
 secrets (MQTT passwords, API keys) never need to live in the file. Command-line flags override
-file values through :func:`apply_overrides`.
+file values through :func:`build_config`.
+
+Sections chosen by a ``type:`` key (``vlm``, ``detector``) are tagged unions: each type has only
+its own settings. Every rule that involves more than one field is checked here, when the file
+loads, so ``config check`` rejects exactly what ``run`` would.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self, TypeAlias
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
-from affectstream.errors import ConfigError
+from affectstream.configbase import Section as _Section
+from affectstream.configbase import discriminator_schema, type_tag
+from affectstream.errors import ConfigError, SinkError
+
+# The vlm section lives in its own module; its names are re-exported (`X as X`) from here.
+from affectstream.vlmconfig import VLM_TYPES as VLM_TYPES
+from affectstream.vlmconfig import EstimatorConfig as EstimatorConfig
+from affectstream.vlmconfig import NoVlmConfig as NoVlmConfig
+from affectstream.vlmconfig import OpenAIVlmConfig as OpenAIVlmConfig
+from affectstream.vlmconfig import TransformersVlmConfig as TransformersVlmConfig
+from affectstream.vlmconfig import VlmConfig as VlmConfig
+from affectstream.vlmconfig import VlmContextConfig as VlmContextConfig
+from affectstream.vlmconfig import VlmModelConfig as VlmModelConfig
+
+log = logging.getLogger("affectstream.config")
 
 DropPolicy = Literal["block", "drop_oldest", "drop_newest"]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SourceConfig(_Section):
@@ -55,6 +79,13 @@ class CenterFaceConfig(_Section):
         None, description="onnxruntime execution providers in order; None picks CUDA when available, then CPU."
     )
     threads: int = Field(1, ge=0, description="onnxruntime intra-op threads; 1 leaves the second core to landmarks and flow (detection runs ahead in its own thread); 0 lets onnxruntime decide.")
+
+
+DETECTOR_TYPES: dict[str, type[BaseModel]] = {"centerface": CenterFaceConfig}
+# One member today; the tag makes `detector.type: other` a one-line error and lets a second
+# detector join as another member (detectors/face.py DETECTORS builds it).
+DetectorConfig: TypeAlias = Annotated[
+    Annotated[CenterFaceConfig, Tag("centerface")], Discriminator(type_tag("centerface"))]
 
 
 class TrackerConfig(_Section):
@@ -121,39 +152,19 @@ class SpecialistConfig(_Section):
     to_vlm: bool = Field(True, description="Add the classifier's probabilities of each keyframe to the VLM's text context.")
     threads: int = Field(1, ge=0, description="onnxruntime intra-op threads (0: onnxruntime decides).")
 
-
-class VlmContextConfig(_Section):
-    motion_text: Literal["detectors", "vlm", "both"] = Field("detectors", description="Motion text between keyframes: 'detectors' writes the per-frame detectors' log lines; 'vlm' has a VLM caption the periodic frames between consecutive keyframes instead (the paper's stage 1; one extra VLM call per gap); 'both' puts the caption first and the detector lines after it. Needs vlm.type openai or transformers.")
-    caption_frames: int = Field(4, ge=1, le=8, description="At most this many in-between frames are captioned per gap between consecutive keyframes.")
-    caption_fps: float = Field(5.0, gt=0, le=30, description="In-between frames are sampled at most this densely; with motion_text vlm or both, keyframes.periodic_fps is raised to at least this rate.")
-    caption_max_tokens: int = Field(48, ge=8, le=512, description="Maximum tokens of one caption.")
-    captioner: Literal["same", "openai", "transformers"] = Field("same", description="Which model captions: 'same' is the main VLM backend; 'openai' or 'transformers' a separate (smaller) one from captioner_model and captioner_url, with vlm's other settings (timeouts, API key, device, dtype).")
-    captioner_model: str | None = Field(None, description="Separate captioner: model id or directory (transformers, required) or served model name (openai; default: the server's first model).")
-    captioner_url: str | None = Field(None, description="Separate openai captioner: its server's base URL ending in /v1 (default: vlm.url).")
-
-
-class VlmConfig(_Section):
-    type: Literal["none", "transformers", "openai"] = Field("none", description="VLM backend; 'none' gives emotion updates from FACS prototype rules over the blendshape action units (source: facs).")
-    labels: Literal["dfew7", "mafw11"] = Field("dfew7", description="Label set: DFEW's seven (happiness, sadness, neutral, anger, surprise, disgust, fear) or MAFW's eleven (adds contempt, anxiety, helplessness, disappointment).")
-    period_s: float = Field(2.0, gt=0, description="Seconds of stream time between emotion updates per face.")
-    min_interval_s: float = Field(0.5, gt=0, description="After a burst an update comes early, but at least this long after the previous one.")
-    model: str | None = Field(None, description="Model id or local directory (transformers) or served model name (openai; default: the server's first model).")
-    url: str | None = Field(None, description="Base URL of an OpenAI-compatible server, ending in /v1 (vLLM, SGLang, Ollama).")
-    api_key: SecretStr | None = Field(None, description="API key for the OpenAI-compatible server (default: $OPENAI_API_KEY); use ${ENV_VAR} substitution.")
-    decode: Literal["generate", "score"] = Field("generate", description="'generate' asks for the JSON answer; 'score' reads each label's log-likelihood (exact with transformers, logprobs with a server).")
-    keyframes: int = Field(4, ge=1, le=8, description="Keyframes per request: burst apexes first, the rest evenly spaced, the newest always.")
-    max_side: int = Field(448, ge=64, le=1344, description="Keyframes are resized so their longest side is at most this many pixels.")
-    max_in_flight: int = Field(1, ge=1, le=64, description="Requests in flight at once; a newer request for a track replaces its queued one.")
-    timeout_s: float = Field(30.0, gt=0, description="Timeout of one VLM request.")
-    max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed server request (connection errors, 5xx, 429) with backoff.")
-    max_tokens: int = Field(256, ge=16, description="Maximum tokens of a generated answer.")
-    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (0: greedy).")
-    calibration: Literal["none", "contextual", "table"] = Field("none", description="Against head-class bias: 'contextual' divides by the label distribution the model gives to content-free input (computed at start-up); 'table' applies per-class log-probability offsets from calibration_table.")
-    calibration_table: Path | None = Field(None, description="JSON file {label: offset} for calibration: table.")
-    smoothing_tau_s: float = Field(0.0, ge=0, description="Time constant of the emotion smoothing across updates (0: none).")
-    device: str | None = Field(None, description="transformers device (default: cuda when available, else cpu).")
-    dtype: str | None = Field(None, description="transformers dtype (default: bfloat16 on CUDA, float32 on CPU).")
-    context: VlmContextConfig = Field(default_factory=VlmContextConfig, description="What goes between the keyframes of a request: detector log lines, VLM captions of the in-between frames, or both.")
+    @model_validator(mode="after")
+    def _check_specialist_rules(self) -> Self:
+        if self.model_path is not None and not self.labels:
+            raise ValueError("specialist.model_path needs specialist.labels: the model's output "
+                             "classes in order; set them")
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            # How many channels the model takes is only known once it is loaded (classifier.py)
+            if values is not None and len(values) not in (1, 3):
+                raise ValueError(f"specialist.{name} has {len(values)} values; give one, or "
+                                 "three (one per channel)")
+        if self.std is not None and 0 in self.std:
+            raise ValueError("specialist.std must not contain 0 (it divides); fix the value")
+        return self
 
 
 class HomeAssistantConfig(_Section):
@@ -189,14 +200,14 @@ class ModelsConfig(_Section):
 class Config(_Section):
     camera_id: str = Field("cam0", pattern=r"^[A-Za-z0-9_-]+$", description="Camera name used in topics and messages.")
     source: SourceConfig = Field(default_factory=SourceConfig, description="Video source.")
-    detector: CenterFaceConfig = Field(default_factory=CenterFaceConfig, description="Face detector.")
+    detector: DetectorConfig = Field(default_factory=CenterFaceConfig, description="Face detector, chosen by detector.type (centerface).")
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Face tracker.")
     landmarks: LandmarksConfig = Field(default_factory=LandmarksConfig, description="Face landmarker.")
     motion: MotionConfig = Field(default_factory=MotionConfig, description="Motion signals.")
     spotter: SpotterConfig = Field(default_factory=SpotterConfig, description="Burst spotter.")
     log: LogConfig = Field(default_factory=LogConfig, description="Rolling text log and slow-change lines.")
     keyframes: KeyframesConfig = Field(default_factory=KeyframesConfig, description="Keyframe ring buffer.")
-    vlm: VlmConfig = Field(default_factory=VlmConfig, description="Vision-language model stage.")
+    vlm: VlmConfig = Field(default_factory=NoVlmConfig, description="Emotion updates: vlm.type none (FACS rules or the specialist), openai or transformers; each type has only its own settings.", json_schema_extra=discriminator_schema(VLM_TYPES))
     specialist: SpecialistConfig = Field(default_factory=SpecialistConfig, description="ONNX facial-expression classifier (optional).")
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="Model registry.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT sinks: defaults for every mqtt:// and mqtts:// sink.")
@@ -204,6 +215,23 @@ class Config(_Section):
     stats_interval_s: float = Field(5.0, gt=0, description="Seconds between stats messages.")
     max_seconds: float | None = Field(None, gt=0, description="Stop the run after this many seconds.")
 
+    @model_validator(mode="after")
+    def _check_sinks(self) -> Self:
+        # Imported here: the sinks need this module's MqttConfig, and parsing an MQTT URL the
+        # way its sink will parse it imports the MQTT client. No client is created.
+        from affectstream.publish.sinks import check_sink
+
+        for spec in self.sinks:
+            try:
+                check_sink(spec, self.mqtt)
+            except SinkError as exc:
+                raise ValueError(f"sinks: {exc}") from None
+        return self
+
+
+_TAGGED: dict[str, Mapping[str, type[BaseModel]]] = {
+    "vlm": VLM_TYPES, "detector": DETECTOR_TYPES}
+"""The ``type:``-tagged sections of :class:`Config` and their members by tag."""
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -225,10 +253,67 @@ def _substitute_env(value: Any) -> Any:
 
 def _format_validation(err: ValidationError, origin: str) -> str:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    if first["type"] == "extra_forbidden":
+    loc = [str(p) for p in first["loc"]]
+    tag = None
+    if len(loc) > 1 and loc[1] in _TAGGED.get(loc[0], {}):
+        tag = loc.pop(1)  # pydantic names the union member in the location: not a key
+    where = ".".join(loc) or "(top level)"
+    kind, msg = first["type"], first["msg"]
+    if kind == "value_error":  # the rules above: one sentence that names the field and fix
+        return f"{origin}: {msg.removeprefix('Value error, ')}"
+    if kind == "extra_forbidden":
+        foreign = _foreign_key(loc, tag)
+        if foreign:
+            return f"{origin}: {foreign}"
         return f"{origin}: unknown key '{where}'; remove it or see `affectstream config schema` for valid keys"
-    return f"{origin}: {where}: {first['msg']}; fix the value (see `affectstream config schema`)"
+    if kind == "missing" and tag is not None:
+        return f"{origin}: {loc[0]}.type {tag} needs {where}{_description(loc, tag)}; set it"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        choices = ", ".join(_TAGGED[loc[0]])
+        if kind == "union_tag_not_found":
+            return f"{origin}: {where} must be a mapping of settings with a type: {choices}"
+        return f"{origin}: {where}.type {first['ctx']['tag']!r} is unknown; use one of {choices}"
+    return f"{origin}: {where}: {msg}; fix the value (see `affectstream config schema`)"
+
+
+def _foreign_key(loc: list[str], tag: str | None) -> str | None:
+    """For a key of another member of a tagged union, which type it belongs to and the fix."""
+    if tag is None or len(loc) != 2:
+        return None
+    section, key = loc
+    owners = [t for t, member in _TAGGED[section].items() if key in member.model_fields]
+    if not owners:
+        return None
+    types = " or ".join(owners)
+    if section == "vlm" and key == "context":
+        why = f"motion text and motion_text captions need a VLM: vlm.type {types}"
+    else:
+        why = f"it belongs to {types}"
+    return (f"{section}.{key} is not a setting of {section}.type {tag} ({why}); remove it or "
+            f"set {section}.type: {types}")
+
+
+def _description(loc: list[str], tag: str) -> str:
+    """What a required field is (from its description), to follow its name after a comma."""
+    field = _TAGGED[loc[0]][tag].model_fields.get(loc[-1])
+    text = (field.description or "") if field is not None else ""
+    text = text.removesuffix(".").removesuffix(" (required)")
+    return f", {text[:1].lower()}{text[1:]}" if text else ""
+
+
+def _retyped(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` without the file's ``vlm`` keys that the type given by an override (the CLI's
+    --vlm-backend) does not have: `--vlm-backend none` runs an openai file without its url."""
+    new_type = (overrides.get("vlm") or {}).get("type")
+    old = raw.get("vlm")
+    member = VLM_TYPES.get(new_type) if isinstance(new_type, str) else None
+    if member is None or not isinstance(old, dict) or old.get("type", "none") == new_type:
+        return raw
+    kept = {k: v for k, v in old.items() if k in member.model_fields}
+    if len(kept) < len(old):
+        log.info("vlm.type %s from the command line: ignoring the file's vlm.%s", new_type,
+                 ", vlm.".join(sorted(set(old) - set(kept))))
+    return {**raw, "vlm": kept}
 
 
 def load_raw(path: Path) -> dict[str, Any]:
@@ -266,7 +351,8 @@ def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None,
                  origin: str = "config") -> Config:
     """Validate a raw mapping plus command-line overrides (nested dicts) into a :class:`Config`."""
     # ${ENV} works in flags too: `--sink 'mqtt://u:${PW}@host'` keeps the secret out of `ps`.
-    merged = merge_dicts(raw, _substitute_env(overrides or {}))
+    overrides = _substitute_env(overrides or {})
+    merged = merge_dicts(_retyped(raw, overrides), overrides)
     try:
         return Config.model_validate(merged)
     except ValidationError as exc:

@@ -76,6 +76,21 @@ CASES: dict[str, Case] = {
     "unknown-sink": (
         lambda tmp, clip, sink: ["run", "--source", clip, "--sink", "foo:bar", "--no-realtime"],
         ["foo:bar"]),
+    "vlm-openai-without-url": (
+        lambda tmp, clip, sink: ["run", "--source", clip, "--sink", sink, "--no-realtime",
+                                 "--vlm-backend", "openai"],
+        ["vlm.type (--vlm-backend) openai needs vlm.url (--vlm-url)"]),
+    "vlm-key-of-another-type": (
+        lambda tmp, clip, sink: ["run", "--config", str(_config(
+            tmp, "vlm: {type: none, url: 'http://127.0.0.1:8000/v1'}\n")), "--source", clip,
+            "--sink", sink, "--no-realtime"],
+        ["vlm.url (--vlm-url) is not a setting of vlm.type (--vlm-backend) none",
+         "belongs to openai"]),
+    "calibration-table-missing": (
+        lambda tmp, clip, sink: ["run", "--config", str(_config(
+            tmp, "vlm: {type: openai, url: 'http://127.0.0.1:1/v1', calibration: table}\n")),
+            "--source", clip, "--sink", sink, "--no-realtime"],
+        ["vlm.calibration: table needs vlm.calibration_table"]),
     "unknown-webcam": (
         lambda tmp, clip, sink: ["run", "--source", "97", "--sink", sink],
         ["97"]),

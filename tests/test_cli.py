@@ -326,6 +326,67 @@ def test_config_check_rejects_bad_file(tmp_path: Path,
     assert err.startswith("affectstream: error:") and "min_hits" in err, err
 
 
+def _one_error_line(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(list(argv)) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("affectstream: error: "), lines
+    return lines[0]
+
+
+def test_config_schema_tags_vlm_by_type(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "schema"]) == 0
+    vlm = json.loads(capsys.readouterr().out)["properties"]["vlm"]
+    assert vlm["discriminator"]["propertyName"] == "type"
+    assert set(vlm["discriminator"]["mapping"]) == {"none", "openai", "transformers"}
+
+
+def test_errors_name_the_flag_beside_the_field(capsys: pytest.CaptureFixture[str]) -> None:
+    line = _one_error_line(capsys, "run", "--vlm-backend", "openai", "--source", "x.mp4")
+    assert line.startswith("affectstream: error: options: vlm.type (--vlm-backend) openai "
+                           "needs vlm.url (--vlm-url), "), line
+    line = _one_error_line(capsys, "run", "--vlm-backend", "transformers")
+    assert "needs vlm.model (--vlm-model)" in line
+    line = _one_error_line(capsys, "run", "--sink", "foo:bar")
+    assert "options: sinks (--sink): unknown sink 'foo:bar'" in line
+    line = _one_error_line(capsys, "run", "--camera-id", "a b")
+    assert "camera_id (--camera-id)" in line
+    line = _one_error_line(capsys, "run", "--max-seconds", "0")
+    assert "max_seconds (--max-seconds)" in line
+
+
+def test_config_check_names_fields_without_flags(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("vlm: {type: openai}\nsinks: [stdout]\n", encoding="utf-8")
+    line = _one_error_line(capsys, "config", "check", str(cfg))
+    assert "vlm.type openai needs vlm.url, " in line and "--" not in line
+
+
+def test_a_captioner_field_is_not_the_main_vlms_flag(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("vlm:\n  type: transformers\n  model: m\n"
+                   "  context: {motion_text: vlm, captioner: openai}\n", encoding="utf-8")
+    line = _one_error_line(capsys, "run", "--config", str(cfg), "--source", "x.mp4")
+    assert "set vlm.context.captioner_url (http://HOST:PORT/v1)" in line
+    assert "--vlm-url" not in line and "--vlm-model" not in line
+
+
+def test_vlm_backend_none_runs_an_openai_config(tmp_path: Path, model_paths: dict[str, Path],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "openai.yaml"
+    cfg.write_text("vlm:\n  type: openai\n  url: http://127.0.0.1:1/v1\n  temperature: 0.3\n"
+                   "  context: {motion_text: both}\n", encoding="utf-8")
+    assert main(["config", "check", str(cfg)]) == 0
+    capsys.readouterr()
+    # The config loads (the file's openai keys are dropped) and the run gets as far as the
+    # source; without the override it would fail on the server it cannot reach.
+    missing = str(tmp_path / "missing.mp4")
+    line = _one_error_line(capsys, "run", "--config", str(cfg), "--vlm-backend", "none",
+                           "--source", missing, "--sink", f"jsonl:{tmp_path / 'o.jsonl'}")
+    assert line == f"affectstream: error: video file {missing} not found; check the path"
+
+
 def test_models_list(model_paths: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out

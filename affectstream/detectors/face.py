@@ -8,14 +8,14 @@ one session serves any source size; CenterFace's fixed dims are made symbolic at
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
-from affectstream.config import CenterFaceConfig
+from affectstream.config import CenterFaceConfig, DetectorConfig
 from affectstream.errors import ModelError
 from affectstream.onnx import open_session
 from affectstream.types import Detections, FloatArray, Image
@@ -128,3 +128,23 @@ def _make_dims_symbolic(values: Iterable[Any], symbols: tuple[str, str, str]) ->
             raise ModelError(f"{vi.name} has {len(dims)} dims, not 4; use the registry CenterFace")
         for index, symbol in zip((0, 2, 3), symbols, strict=True):
             dims[index].dim_param = symbol  # setting dim_param clears the fixed dim_value
+
+
+class FaceDetector(Protocol):
+    """What perception needs of a face detector."""
+
+    providers: list[str]
+    """The onnxruntime execution providers in use (reported by ``bench``)."""
+
+    def detect(self, image: Image) -> Detections: ...
+
+
+DETECTORS: dict[str, Callable[[DetectorConfig, Path], FaceDetector]] = {
+    "centerface": CenterFaceDetector}
+"""Face detectors by ``detector.type``: one per member of
+:data:`affectstream.config.DetectorConfig`."""
+
+
+def make_detector(cfg: DetectorConfig, model_path: Path) -> FaceDetector:
+    """The face detector that ``cfg.type`` names, on the model file ``model_path``."""
+    return DETECTORS[cfg.type](cfg, model_path)

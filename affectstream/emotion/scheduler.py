@@ -29,7 +29,7 @@ from typing import TypeVar
 import numpy as np
 
 from affectstream.clock import SYSTEM_CLOCK, Clock
-from affectstream.config import VlmConfig
+from affectstream.config import VlmModelConfig
 from affectstream.emotion.base import Emit, UpdateClock
 from affectstream.errors import AffectStreamError
 from affectstream.labels import valence_arousal
@@ -68,12 +68,12 @@ class _Job:
     window: tuple[float, float]
 
 
-def window_s(cfg: VlmConfig) -> float:
+def window_s(cfg: VlmModelConfig) -> float:
     """Stream time a request covers: two periods (at least 2 s), so windows overlap."""
     return 2.0 * max(cfg.period_s, 1.0)
 
 
-def mirror_size(cfg: VlmConfig, keyframe_fps: float) -> int:
+def mirror_size(cfg: VlmModelConfig, keyframe_fps: float) -> int:
     """Periodic keyframes to keep per track: a whole request window at the rate perception
     keeps them (at least ``caption_fps`` when captioning), plus slack."""
     fps = keyframe_fps
@@ -83,7 +83,7 @@ def mirror_size(cfg: VlmConfig, keyframe_fps: float) -> int:
 
 
 class VlmScheduler:
-    def __init__(self, backend: VlmBackend, cfg: VlmConfig, labels: Sequence[str], camera: str,
+    def __init__(self, backend: VlmBackend, cfg: VlmModelConfig, labels: Sequence[str], camera: str,
                  publish: Emit, calibrator: Calibrator, smoother: EmotionSmoother, *,
                  captioner: VlmBackend | None = None, keyframe_fps: float = 2.0,
                  clock: Clock = SYSTEM_CLOCK) -> None:

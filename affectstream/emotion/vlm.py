@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from affectstream.config import OpenAIVlmConfig, TransformersVlmConfig
 from affectstream.emotion.base import EmotionEstimator, EstimatorSetup
 from affectstream.emotion.scheduler import VlmScheduler
 from affectstream.types import FrameResult
@@ -13,8 +14,10 @@ from affectstream.vlm.backend import VlmBackend
 
 
 class VlmEstimator(EmotionEstimator):
-    def __init__(self, setup: EstimatorSetup) -> None:
+    def __init__(self, setup: EstimatorSetup, cfg: OpenAIVlmConfig | TransformersVlmConfig
+                 ) -> None:
         self._setup = setup
+        self._cfg = cfg
         self._backend: VlmBackend | None = None
         self._captioner: VlmBackend | None = None
         self._scheduler: VlmScheduler | None = None
@@ -25,15 +28,15 @@ class VlmEstimator(EmotionEstimator):
         from affectstream.vlm.calibration import EmotionSmoother
         from affectstream.vlm.factory import calibrator_for, make_backend, start_captioner
 
-        cfg, setup = self._setup.cfg, self._setup
-        self._backend = make_backend(cfg.vlm)
+        vlm, setup = self._cfg, self._setup
+        self._backend = make_backend(vlm)
         await self._backend.start()
-        self._captioner = await start_captioner(cfg.vlm, self._backend)
-        calibrator = await calibrator_for(cfg.vlm, self._backend, setup.labels)
+        self._captioner = await start_captioner(vlm, self._backend)
+        calibrator = await calibrator_for(vlm, self._backend, setup.labels)
         self._scheduler = VlmScheduler(
-            self._backend, cfg.vlm, setup.labels, cfg.camera_id, setup.emit, calibrator,
-            EmotionSmoother(cfg.vlm.smoothing_tau_s), captioner=self._captioner,
-            keyframe_fps=cfg.keyframes.periodic_fps, clock=setup.clock)
+            self._backend, vlm, setup.labels, setup.cfg.camera_id, setup.emit, calibrator,
+            EmotionSmoother(vlm.smoothing_tau_s), captioner=self._captioner,
+            keyframe_fps=setup.cfg.keyframes.periodic_fps, clock=setup.clock)
 
     async def observe(self, result: FrameResult) -> None:
         if self._scheduler is None:
@@ -51,7 +54,7 @@ class VlmEstimator(EmotionEstimator):
             return
         self._closed = True  # the scheduler stays for the final stats
         if self._scheduler is not None:  # answers already on their way still count
-            await self._scheduler.close(wait_s=self._setup.cfg.vlm.timeout_s)
+            await self._scheduler.close(wait_s=self._cfg.timeout_s)
         captioner, backend = self._captioner, self._backend
         self._captioner = self._backend = None
         if captioner is not None and captioner is not backend:
@@ -61,4 +64,7 @@ class VlmEstimator(EmotionEstimator):
 
 
 def create(setup: EstimatorSetup) -> VlmEstimator | None:
-    return VlmEstimator(setup) if setup.cfg.vlm.type != "none" else None
+    vlm = setup.cfg.vlm
+    if isinstance(vlm, OpenAIVlmConfig | TransformersVlmConfig):
+        return VlmEstimator(setup, vlm)
+    return None

@@ -85,19 +85,34 @@ class StdoutSink(_LineSink):
         self._stream = None
 
 
-def parse_sink(spec: str, mqtt: MqttConfig | None = None, camera: str = "cam0") -> Sink:
-    """A sink from its spec: ``stdout``, ``jsonl:PATH``, ``mqtt://…``, ``mqtts://…``."""
+def check_sink(spec: str, mqtt: MqttConfig | None = None) -> str:
+    """The kind of a sink spec (``stdout``, ``jsonl`` or ``mqtt``), its syntax checked the way
+    :func:`parse_sink` reads it but without creating anything (the config checks its sinks with
+    this when it loads). Raises SinkError."""
     if spec == "stdout":
-        return StdoutSink()
+        return "stdout"
     if spec.startswith("jsonl:") and len(spec) > len("jsonl:"):
-        return JsonlSink(Path(spec[len("jsonl:"):]).expanduser())
+        return "jsonl"
     if spec.startswith(("mqtt://", "mqtts://")):
-        from affectstream import __version__
-        from affectstream.publish.mqtt import MqttSink  # aiomqtt only when MQTT is used
+        from affectstream.publish.mqtt import parse_mqtt_url  # aiomqtt only when MQTT is used
 
-        return MqttSink(spec, mqtt or MqttConfig(), camera, __version__)
+        parse_mqtt_url(spec, mqtt or MqttConfig())
+        return "mqtt"
     raise SinkError(f"unknown sink '{redact_url(spec)}'; use mqtt://host, mqtts://host, "
                     "mqtt://embedded, jsonl:PATH or stdout")
+
+
+def parse_sink(spec: str, mqtt: MqttConfig | None = None, camera: str = "cam0") -> Sink:
+    """A sink from its spec: ``stdout``, ``jsonl:PATH``, ``mqtt://…``, ``mqtts://…``."""
+    kind = check_sink(spec, mqtt)
+    if kind == "stdout":
+        return StdoutSink()
+    if kind == "jsonl":
+        return JsonlSink(Path(spec[len("jsonl:"):]).expanduser())
+    from affectstream import __version__
+    from affectstream.publish.mqtt import MqttSink
+
+    return MqttSink(spec, mqtt or MqttConfig(), camera, __version__)
 
 
 class Fanout:

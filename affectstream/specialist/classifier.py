@@ -106,15 +106,14 @@ def preprocessing(cfg: SpecialistConfig, preset: Preset | None,
     n = 1 if color == "gray" else 3
     mean = _per_channel("mean", cfg.mean or (list(preset.mean) if preset else [0.0]), n)
     std = _per_channel("std", cfg.std or (list(preset.std) if preset else [1.0]), n)
-    if np.any(std == 0):
-        raise ConfigError("specialist.std must not contain 0")
     scale = cfg.crop_scale or (preset.crop_scale if preset else 1.0)
     return Preprocessing(side, color, layout, mean, std, scale)
 
 
 def _per_channel(name: str, values: Sequence[float], n: int) -> FloatArray:
-    if len(values) not in (1, n):
-        raise ConfigError(f"specialist.{name} needs 1 or {n} values, got {len(values)}")
+    if len(values) not in (1, n):  # 1 or 3 values is checked when the config loads
+        raise ConfigError(f"specialist.{name} has {len(values)} values but the model takes "
+                          f"{n} channel(s); give one value or {n}")
     out: FloatArray = np.broadcast_to(np.asarray(values, np.float32), (n,)).copy()
     return out
 
@@ -180,9 +179,9 @@ class ExpressionClassifier:
         self._input = inputs[0].name
         self.pre = preprocessing(cfg, preset, inputs[0].shape)
         model_labels = cfg.labels or (list(preset.labels) if preset else None)
-        if not model_labels:
-            raise ConfigError("specialist.model_path needs specialist.labels: the model's "
-                              "output classes in order")
+        if not model_labels:  # model_path without labels cannot load: a model without preset
+            raise ConfigError("the specialist model does not say its classes; set "
+                              "specialist.labels (its output classes in order)")
         width = _static(outputs[0].shape[-1]) if outputs[0].shape else None
         if width is not None and width != len(model_labels):
             raise ConfigError(f"the specialist model outputs {width} scores but "

@@ -19,7 +19,7 @@ from affectstream.config import Config
 from affectstream.detectors import facs
 from affectstream.detectors.align import FaceAligner, scaled
 from affectstream.detectors.describer import SlowChangeDescriber, describe_burst, is_eye_movement
-from affectstream.detectors.face import CenterFaceDetector
+from affectstream.detectors.face import make_detector
 from affectstream.detectors.keyframes import KeyframeStore
 from affectstream.detectors.landmarks import TrackLandmarker
 from affectstream.detectors.motion import RegionMotion
@@ -101,7 +101,7 @@ class Perception:
         self._fps = fps if fps > 0 else 30.0
         self._run_id = run_id
         self._landmarker_path = model_paths.get("face-landmarker")
-        self._detector = CenterFaceDetector(cfg.detector, model_paths["face-centerface"])
+        self._detector = make_detector(cfg.detector, model_paths["face-centerface"])
         tracker_cfg = cfg.tracker
         if still_image:  # a single frame can never confirm a track over several detections
             tracker_cfg = tracker_cfg.model_copy(update={"min_hits": 1})

@@ -16,8 +16,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from affectstream.config import Config
-from affectstream.errors import ConfigError
+from affectstream.config import Config, VlmModelConfig
 from affectstream.tokens import estimate_tokens
 from affectstream.types import Keyframe
 from affectstream.vlm.context import (
@@ -42,16 +41,12 @@ MAX_CAPTION_CHARS = 300
 def caption_config(cfg: Config) -> Config:
     """``cfg`` ready for captions: ``keyframes.periodic_fps`` raised to at least
     ``vlm.context.caption_fps`` when ``motion_text`` is vlm or both (the default 2 Hz leaves
-    hardly a frame between keyframes). Raises ConfigError when captions are asked for without a
-    VLM. Call it before perception is created."""
-    ctx = cfg.vlm.context
-    if ctx.motion_text == "detectors":
+    hardly a frame between keyframes). Call it before perception is created."""
+    # Only a VLM type has vlm.context: captions without a VLM cannot load.
+    if not isinstance(cfg.vlm, VlmModelConfig):
         return cfg
-    if cfg.vlm.type == "none":
-        raise ConfigError(f"vlm.context.motion_text: {ctx.motion_text} needs a VLM to caption "
-                          "frames but vlm.type is none; pass --vlm-backend openai or "
-                          "transformers, or set vlm.context.motion_text: detectors")
-    if cfg.keyframes.periodic_fps >= ctx.caption_fps:
+    ctx = cfg.vlm.context
+    if ctx.motion_text == "detectors" or cfg.keyframes.periodic_fps >= ctx.caption_fps:
         return cfg
     keyframes = cfg.keyframes.model_copy(update={"periodic_fps": ctx.caption_fps})
     return cfg.model_copy(update={"keyframes": keyframes})

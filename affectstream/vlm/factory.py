@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from affectstream.config import VlmConfig
+from affectstream.config import OpenAIVlmConfig, TransformersVlmConfig, VlmModelConfig
 from affectstream.errors import ConfigError, ModelError
 from affectstream.types import Keyframe
 from affectstream.vlm.backend import VlmBackend
@@ -19,50 +19,57 @@ from affectstream.vlm.logprobs import softmax
 from affectstream.vlm.parsing import parse_emotion
 
 
-def make_backend(cfg: VlmConfig) -> VlmBackend:
-    if cfg.type == "openai":
-        if not cfg.url:
-            raise ConfigError("--vlm-backend openai needs the server's URL: --vlm-url "
-                              "http://HOST:PORT/v1 (e.g. from `vllm serve MODEL`)")
+def make_backend(cfg: OpenAIVlmConfig | TransformersVlmConfig, *, model_setting: str = "vlm.model",
+                 url_setting: str = "vlm.url") -> VlmBackend:
+    """The backend ``cfg`` describes, not yet started; its errors name ``model_setting`` and
+    ``url_setting``, the config fields its model and server come from."""
+    if isinstance(cfg, OpenAIVlmConfig):
         from affectstream.vlm.backends.openai import OpenAIBackend
 
         key = (cfg.api_key.get_secret_value() if cfg.api_key is not None
                else os.environ.get("OPENAI_API_KEY"))
         return OpenAIBackend(cfg.url, cfg.model, api_key=key, timeout_s=cfg.timeout_s,
                              max_retries=cfg.max_retries, max_tokens=cfg.max_tokens,
-                             temperature=cfg.temperature)
-    if cfg.type == "transformers":
-        if not cfg.model:
-            raise ConfigError("--vlm-backend transformers needs --vlm-model (a hub id or a "
-                              "local model directory, e.g. Qwen/Qwen2.5-VL-3B-Instruct)")
-        from affectstream.vlm.backends.transformers import TransformersBackend
+                             temperature=cfg.temperature, url_setting=url_setting,
+                             model_setting=model_setting)
+    from affectstream.vlm.backends.transformers import TransformersBackend
 
-        return TransformersBackend(cfg.model, device=cfg.device, dtype=cfg.dtype,
-                                   max_new_tokens=cfg.max_tokens)
-    raise ConfigError(f"vlm.type {cfg.type!r} has no VLM backend; use openai or transformers")
+    return TransformersBackend(cfg.model, device=cfg.device, dtype=cfg.dtype,
+                               max_new_tokens=cfg.max_tokens, setting=model_setting)
 
 
-def make_captioner(cfg: VlmConfig) -> VlmBackend | None:
-    """A separate, not yet started captioner for ``vlm.context.captioner`` openai or
-    transformers (None for ``same``); the other settings come from ``cfg``."""
+def captioner_config(cfg: VlmModelConfig) -> OpenAIVlmConfig | TransformersVlmConfig | None:
+    """The separate captioner of ``vlm.context.captioner`` openai or transformers (None for
+    ``same``): its model and URL from ``vlm.context``, the request limits from ``cfg`` and, when
+    the main VLM is of the same type, its API key, temperature, device and dtype."""
     ctx = cfg.context
-    if ctx.captioner == "same":
-        if ctx.captioner_model or ctx.captioner_url:
-            raise ConfigError("vlm.context.captioner_model and captioner_url only apply to a "
-                              "separate captioner; set vlm.context.captioner: openai or "
-                              "transformers, or remove them")
+    limits = {"timeout_s": cfg.timeout_s, "max_retries": cfg.max_retries,
+              "max_tokens": cfg.max_tokens}
+    if ctx.captioner == "openai":
+        main = cfg if isinstance(cfg, OpenAIVlmConfig) else None
+        return OpenAIVlmConfig.model_validate({
+            **limits, "model": ctx.captioner_model, "url": ctx.captioner_url or cfg.server_url(),
+            "api_key": main.api_key if main else None,
+            "temperature": main.temperature if main else 0.0})
+    if ctx.captioner == "transformers":
+        local = cfg if isinstance(cfg, TransformersVlmConfig) else None
+        return TransformersVlmConfig.model_validate({
+            **limits, "model": ctx.captioner_model, "device": local.device if local else None,
+            "dtype": local.dtype if local else None})
+    return None
+
+
+def make_captioner(cfg: VlmModelConfig) -> VlmBackend | None:
+    """A separate, not yet started captioner for ``vlm.context.captioner`` openai or
+    transformers (None for ``same``); its errors name the ``vlm.context`` settings."""
+    sub = captioner_config(cfg)
+    if sub is None:
         return None
-    if ctx.captioner == "openai" and not (ctx.captioner_url or cfg.url):
-        raise ConfigError("vlm.context.captioner: openai needs the captioner server's URL: set "
-                          "vlm.context.captioner_url (http://HOST:PORT/v1) or vlm.url")
-    if ctx.captioner == "transformers" and not ctx.captioner_model:
-        raise ConfigError("vlm.context.captioner: transformers needs vlm.context.captioner_model "
-                          "(a hub id or local directory of a small VLM)")
-    return make_backend(cfg.model_copy(update={
-        "type": ctx.captioner, "model": ctx.captioner_model, "url": ctx.captioner_url or cfg.url}))
+    return make_backend(sub, model_setting="vlm.context.captioner_model",
+                        url_setting="vlm.context.captioner_url")
 
 
-async def start_captioner(cfg: VlmConfig, main: VlmBackend) -> VlmBackend | None:
+async def start_captioner(cfg: VlmModelConfig, main: VlmBackend) -> VlmBackend | None:
     """What captions in-between frames: None with ``motion_text: detectors``, ``main`` with
     ``captioner: same``, else a separate backend, started here so that it fails at start-up
     with one line, like the main one."""
@@ -75,18 +82,10 @@ async def start_captioner(cfg: VlmConfig, main: VlmBackend) -> VlmBackend | None
         await captioner.start()
     except BaseException as exc:
         await captioner.close()
-        if isinstance(exc, ConfigError | ModelError):
-            raise type(exc)(_for_captioner(str(exc))) from exc
+        if isinstance(exc, ConfigError | ModelError):  # say which of the two VLMs failed
+            raise type(exc)(f"captioner: {exc}") from exc
         raise
     return captioner
-
-
-def _for_captioner(message: str) -> str:
-    """A backend's start-up error, reworded to name the captioner's settings: the backends
-    name the main VLM's command-line flags in their fixes."""
-    message = message.replace("--vlm-url", "vlm.context.captioner_url")
-    message = message.replace("--vlm-model", "vlm.context.captioner_model")
-    return f"captioner: {message}"
 
 
 def _gray_keyframes(k: int) -> list[Keyframe]:
@@ -94,7 +93,7 @@ def _gray_keyframes(k: int) -> list[Keyframe]:
     return [Keyframe(0, i, float(i), "periodic", gray) for i in range(k)]
 
 
-async def content_free_prior(backend: VlmBackend, cfg: VlmConfig,
+async def content_free_prior(backend: VlmBackend, cfg: VlmModelConfig,
                              labels: Sequence[str]) -> dict[str, float]:
     """The label distribution the model gives to content-free input: gray keyframes and an
     empty motion log (contextual calibration, DESIGN §8)."""
@@ -105,16 +104,13 @@ async def content_free_prior(backend: VlmBackend, cfg: VlmConfig,
     return dict(parse_emotion(await backend.generate(ctx), labels).probs)
 
 
-async def calibrator_for(cfg: VlmConfig, backend: VlmBackend,
+async def calibrator_for(cfg: VlmModelConfig, backend: VlmBackend,
                          labels: Sequence[str]) -> Calibrator:
     if cfg.calibration == "contextual":
         return make_calibrator("contextual",
                                content_free=await content_free_prior(backend, cfg, labels))
     if cfg.calibration == "table":
-        if cfg.calibration_table is None:
-            raise ConfigError("vlm.calibration: table needs vlm.calibration_table (a JSON file "
-                              "{label: offset}, fitted with "
-                              "affectstream.vlm.calibration.TableCalibration.fit)")
+        assert cfg.calibration_table is not None  # the config requires it when it loads
         try:
             offsets = json.loads(cfg.calibration_table.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -11,8 +11,8 @@ import onnxruntime as ort
 import pytest
 from detector_helpers import read_frames
 
-from affectstream.config import CenterFaceConfig
-from affectstream.detectors.face import CenterFaceDetector
+from affectstream.config import DETECTOR_TYPES, CenterFaceConfig, Config, load_config
+from affectstream.detectors.face import DETECTORS, CenterFaceDetector, make_detector
 from affectstream.detectors.tracker import iou_matrix
 from affectstream.errors import ModelError
 from affectstream.onnx import pick_providers
@@ -144,3 +144,12 @@ def test_unavailable_provider_raises_model_error(model_paths: dict[str, Path]) -
     with pytest.raises(ModelError, match="NoSuchExecutionProvider"):
         CenterFaceDetector(CenterFaceConfig(providers=["NoSuchExecutionProvider"]),
                            model_paths["face-centerface"])
+
+
+def test_detector_type_picks_the_detector(model_paths: dict[str, Path]) -> None:
+    # One detector per member of the config's detector union, built by detector.type.
+    assert set(DETECTORS) == set(DETECTOR_TYPES) == {"centerface"}
+    cfg = load_config(None, {"detector": {"type": "centerface", "input_width": 256}})
+    det = make_detector(cfg.detector, model_paths["face-centerface"])
+    assert isinstance(det, CenterFaceDetector) and det._width == 256
+    assert Config().detector.type == "centerface"  # a file without detector.type

@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from pydantic import ValidationError
 
 from affectstream.config import SpecialistConfig
 from affectstream.errors import ConfigError, ModelError
@@ -140,8 +141,11 @@ def test_bad_models_and_settings_fail_with_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="outputs 3 scores"):
         ExpressionClassifier(SpecialistConfig(model_path=path, labels=["happy"],
                                               input_size=32), path, DFEW)
-    with pytest.raises(ConfigError, match=r"needs specialist\.labels"):
-        ExpressionClassifier(SpecialistConfig(model_path=path, input_size=32), path, DFEW)
+    with pytest.raises(ValidationError, match=r"needs specialist\.labels"):  # at load
+        SpecialistConfig(model_path=path, input_size=32)
+    unknown = SpecialistConfig(model="face-centerface", input_size=32)  # no preset: no classes
+    with pytest.raises(ConfigError, match=r"does not say its classes.*specialist\.labels"):
+        ExpressionClassifier(unknown, path, DFEW)
     with pytest.raises(ConfigError, match="channel"):
         ExpressionClassifier(SpecialistConfig(model_path=path, labels=["fear", "happy", "sad"],
                                               input_size=32, color="gray"), path, DFEW)

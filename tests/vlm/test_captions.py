@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 from openai_server import CAPTION, OpenAIServer, is_caption
+from pydantic import ValidationError
 
-from affectstream.config import Config, VlmConfig
+from affectstream.config import Config, OpenAIVlmConfig, TransformersVlmConfig
 from affectstream.emotion.scheduler import VlmScheduler, mirror_size
 from affectstream.errors import ConfigError
 from affectstream.labels import DFEW7
@@ -43,8 +44,10 @@ from affectstream.vlm.context import (
     count_tokens,
     default_image_tokens,
 )
-from affectstream.vlm.factory import make_captioner, start_captioner
+from affectstream.vlm.factory import captioner_config, make_captioner, start_captioner
 from affectstream.vlm.prompts import CAPTION_PROMPT, CAPTION_QUESTION
+
+URL = "http://127.0.0.1:1/v1"  # nothing listens: configs only, or a captioner that fails
 
 TRACK = 1
 FPS = 30.0
@@ -288,60 +291,78 @@ def test_caption_config_raises_the_keyframe_rate() -> None:
     assert caption_config(Config()) == Config()  # detectors: untouched
 
 
-def test_caption_config_without_a_vlm_is_one_line() -> None:
-    cfg = Config.model_validate({"vlm": {"context": {"motion_text": "both"}}})
-    with pytest.raises(ConfigError, match=r"motion_text: both.*vlm\.type is none") as info:
-        caption_config(cfg)
-    assert "\n" not in str(info.value) and "--vlm-backend" in str(info.value)
+def test_captions_without_a_vlm_cannot_load() -> None:
+    # Only a VLM type has vlm.context, so caption_config never sees captions without a VLM.
+    with pytest.raises(ValidationError, match="context"):
+        Config.model_validate({"vlm": {"context": {"motion_text": "both"}}})
+    assert caption_config(Config()) == Config()
 
 
 def test_config_keys_are_checked() -> None:
     for bad in ({"caption_frames": 0}, {"caption_frames": 9}, {"caption_fps": 0},
                 {"motion_text": "captions"}, {"captioner": "ollama"}, {"bogus": 1}):
         with pytest.raises(ValueError):
-            VlmConfig.model_validate({"context": bad})
+            OpenAIVlmConfig.model_validate({"url": URL, "context": bad})
 
 
 def test_mirrors_hold_a_whole_window() -> None:
-    cfg = VlmConfig(type="openai", period_s=10.0)
+    cfg = OpenAIVlmConfig(url=URL, period_s=10.0)
     assert mirror_size(cfg, 2.0) == 42  # 20 s at 2 Hz + 2
     vlm = cfg.model_copy(update={"context": cfg.context.model_copy(
         update={"motion_text": "vlm"})})
     assert mirror_size(vlm, 2.0) == 102  # at caption_fps
-    assert mirror_size(VlmConfig(), 2.0) == 32
+    assert mirror_size(OpenAIVlmConfig(url=URL), 2.0) == 32
 
 
-def test_make_captioner_errors_name_the_keys() -> None:
-    def cfg(**ctx: Any) -> VlmConfig:
-        return VlmConfig.model_validate({"type": "openai", "url": "http://127.0.0.1:1/v1",
-                                         "context": {"motion_text": "vlm", **ctx}})
+def test_captioner_rules_are_checked_when_the_config_loads() -> None:
+    def cfg(**ctx: Any) -> OpenAIVlmConfig:
+        return OpenAIVlmConfig.model_validate({"url": URL, "context": {"motion_text": "vlm",
+                                                                        **ctx}})
 
-    assert make_captioner(cfg()) is None
-    with pytest.raises(ConfigError, match="captioner: openai or transformers"):
-        make_captioner(cfg(captioner_model="small"))
-    with pytest.raises(ConfigError, match="captioner_model"):
-        make_captioner(cfg(captioner="transformers"))
-    no_url = VlmConfig.model_validate({"type": "transformers", "model": "x/y", "context": {
-        "motion_text": "vlm", "captioner": "openai"}})
-    with pytest.raises(ConfigError, match="captioner_url"):
-        make_captioner(no_url)
-    sep = make_captioner(cfg(captioner="openai", captioner_model="small"))
+    with pytest.raises(ValidationError, match="captioner: openai or transformers"):
+        cfg(captioner_model="small")
+    with pytest.raises(ValidationError, match="captioner_model"):
+        cfg(captioner="transformers")
+    with pytest.raises(ValidationError, match="captioner_url"):
+        TransformersVlmConfig.model_validate({"model": "x/y", "context": {
+            "motion_text": "vlm", "captioner": "openai"}})
+    assert cfg(captioner="openai").context.captioner == "openai"  # the main vlm.url serves
+
+
+def test_make_captioner_builds_the_captioners_own_config() -> None:
+    main = OpenAIVlmConfig.model_validate({
+        "url": URL, "api_key": "k", "temperature": 0.5, "timeout_s": 3, "max_retries": 1,
+        "calibration": "contextual", "context": {"motion_text": "vlm"}})
+    assert make_captioner(main) is None and captioner_config(main) is None  # same
+    ctx = main.context.model_copy(update={"captioner": "openai", "captioner_model": "small"})
+    sub = captioner_config(main.model_copy(update={"context": ctx}))
+    assert sub == OpenAIVlmConfig(url=URL, model="small", api_key=main.api_key,
+                                  temperature=0.5, timeout_s=3, max_retries=1)
+    sep = make_captioner(main.model_copy(update={"context": ctx}))
     assert isinstance(sep, OpenAIBackend) and sep.model == "small"
+    local = TransformersVlmConfig.model_validate({
+        "model": "big", "device": "cpu", "dtype": "float32", "context": {
+            "motion_text": "vlm", "captioner": "openai", "captioner_url": URL}})
+    assert captioner_config(local) == OpenAIVlmConfig(url=URL)  # no openai settings to share
+    ctx = local.context.model_copy(update={"captioner": "transformers",
+                                           "captioner_model": "small", "captioner_url": None})
+    assert captioner_config(local.model_copy(update={"context": ctx})) == \
+        TransformersVlmConfig(model="small", device="cpu", dtype="float32")
 
 
 def test_separate_captioner_fails_at_start_with_its_own_key() -> None:
-    cfg = VlmConfig.model_validate({"type": "openai", "url": "http://127.0.0.1:1/v1",
-                                    "timeout_s": 1, "max_retries": 0, "context": {
-                                        "motion_text": "vlm", "captioner": "openai",
-                                        "captioner_url": "http://127.0.0.1:1/v1"}})
-    main = OpenAIBackend("http://127.0.0.1:1/v1", None)
+    cfg = OpenAIVlmConfig.model_validate({"url": URL, "timeout_s": 1, "max_retries": 0,
+                                          "context": {"motion_text": "vlm",
+                                                      "captioner": "openai",
+                                                      "captioner_url": URL}})
+    main = OpenAIBackend(URL, None)
     with pytest.raises(ConfigError, match=r"^captioner: cannot reach") as info:
         asyncio.run(start_captioner(cfg, main))
-    assert "vlm.context.captioner_url" in str(info.value) and "--vlm-url" not in str(info.value)
+    assert "vlm.context.captioner_url" in str(info.value) and "vlm.url" not in str(info.value)
     same = cfg.model_copy(update={"context": cfg.context.model_copy(
         update={"captioner": "same", "captioner_url": None})})
     assert asyncio.run(start_captioner(same, main)) is main
-    off = VlmConfig(type="openai", url="http://127.0.0.1:1/v1")
+    off = OpenAIVlmConfig(url=URL)
     assert asyncio.run(start_captioner(off, main)) is None
 
 
@@ -388,8 +409,8 @@ def test_openai_caption_failure_is_a_backend_error() -> None:
 
 # --- the scheduler with captions ------------------------------------------------------------
 
-async def _schedule(server: OpenAIServer, cfg: VlmConfig, captioner_url: str | None = None,
-                    ) -> tuple[VlmScheduler, list[EmotionUpdate]]:
+async def _schedule(server: OpenAIServer, cfg: OpenAIVlmConfig,
+                    captioner_url: str | None = None) -> tuple[VlmScheduler, list[EmotionUpdate]]:
     backend = OpenAIBackend(server.url, None, timeout_s=cfg.timeout_s, max_retries=0)
     await backend.start()
     captioner: VlmBackend | None = None
@@ -418,9 +439,9 @@ async def _schedule(server: OpenAIServer, cfg: VlmConfig, captioner_url: str | N
     return sched, published
 
 
-def _cfg(mode: str) -> VlmConfig:
-    return VlmConfig.model_validate({"type": "openai", "period_s": 2.0, "timeout_s": 5,
-                                     "context": {"motion_text": mode}})
+def _cfg(mode: str) -> OpenAIVlmConfig:
+    return OpenAIVlmConfig.model_validate({"url": URL, "period_s": 2.0, "timeout_s": 5,
+                                           "context": {"motion_text": mode}})
 
 
 def test_scheduler_captions_each_gap_then_asks() -> None:

@@ -137,14 +137,14 @@ def test_protocol_and_start(backend: TransformersBackend, model_dir: tuple[str, 
 
 
 def test_missing_directory_names_the_option(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="--vlm-model") as info:
+    with pytest.raises(ModelError, match=r"as vlm\.model$") as info:
         run(TransformersBackend(str(tmp_path / "no-such-model")).start())
     assert "\n" not in str(info.value)
 
 
 def test_hub_id_offline_names_the_option() -> None:
     b = TransformersBackend("affectstream-tests/no-such-vlm", local_files_only=True)
-    with pytest.raises(ModelError, match="--vlm-model") as info:
+    with pytest.raises(ModelError, match=r"set vlm\.model to its directory") as info:
         run(b.start())
     msg = str(info.value)
     assert "huggingface-cli download affectstream-tests/no-such-vlm" in msg and "\n" not in msg
@@ -153,7 +153,7 @@ def test_hub_id_offline_names_the_option() -> None:
 @pytest.mark.timeout(60)
 def test_hub_id_with_hub_offline_fails_fast() -> None:
     assert TransformersBackend("x/y").local_files_only is None  # HF_HUB_OFFLINE=1 decides
-    with pytest.raises(ModelError, match=r"hub is unreachable.*--vlm-model"):
+    with pytest.raises(ModelError, match=r"hub is unreachable.*vlm\.model"):
         run(TransformersBackend("affectstream-tests/no-such-vlm").start())
 
 
@@ -175,15 +175,24 @@ def test_qwen_without_torchvision_is_a_config_error(tmp_path: Path) -> None:
 
 def test_incomplete_directory(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}", encoding="utf-8")
-    with pytest.raises(ModelError, match="--vlm-model"):
+    with pytest.raises(ModelError, match=r"vlm\.model"):
         run(TransformersBackend(str(tmp_path)).start())
 
 
 def test_bad_settings() -> None:
     with pytest.raises(ConfigError, match="dtype"):
         TransformersBackend("x/y", dtype="int3")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"^vlm\.model must name"):
         TransformersBackend(" ")
+
+
+def test_errors_name_the_setting_the_model_came_from(tmp_path: Path) -> None:
+    setting = "vlm.context.captioner_model"
+    with pytest.raises(ConfigError, match=rf"^{setting} must name"):
+        TransformersBackend(" ", setting=setting)
+    with pytest.raises(ModelError) as info:
+        run(TransformersBackend(str(tmp_path / "none"), setting=setting).start())
+    assert str(info.value).endswith(f"as {setting}") and "vlm.model" not in str(info.value)
 
 
 def test_not_started(context: VlmContext) -> None:

@@ -56,7 +56,6 @@ BACKOFF_CAP_S = 4.0
 RETRY_AFTER_MAX_S = 10.0
 SCORE_TEMPERATURE = 1.0  # post-sampling logprobs then are the model's own (raw ones: no matter)
 _FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|guided_json", re.IGNORECASE)
-_SERVE_HINT = "start it (e.g. `vllm serve Qwen/Qwen2.5-VL-3B-Instruct`) or fix --vlm-url"
 
 
 class _UnavailableError(Exception):
@@ -75,16 +74,21 @@ class OpenAIBackend:
 
     def __init__(self, url: str, model: str | None, *, api_key: str | None = None,
                  timeout_s: float = 30.0, max_retries: int = 2, max_tokens: int = 256,
-                 temperature: float = 0.0) -> None:
+                 temperature: float = 0.0, url_setting: str = "vlm.url",
+                 model_setting: str = "vlm.model") -> None:
+        """``url_setting`` and ``model_setting`` name the config fields ``url`` and ``model``
+        come from, so that the fixes in errors point there."""
+        self._url_setting = url_setting
+        self._model_setting = model_setting
         base = url.strip().rstrip("/")
         safe = redact_url(base)
         try:
             scheme = httpx.URL(base).scheme
         except httpx.InvalidURL as exc:
-            raise ConfigError(f"invalid VLM server URL {safe}; fix --vlm-url") from exc
+            raise ConfigError(f"invalid VLM server URL {safe}; fix {url_setting}") from exc
         if scheme not in ("http", "https"):
             raise ConfigError(f"the VLM server URL {safe} must start with http:// or https:// "
-                              "and end in /v1; fix --vlm-url")
+                              f"and end in /v1; fix {url_setting}")
         if not timeout_s > 0 or max_retries < 0 or max_tokens < 1:
             raise ValueError(f"need timeout_s > 0, max_retries ≥ 0, max_tokens ≥ 1; got "
                              f"{timeout_s}, {max_retries}, {max_tokens}")
@@ -120,33 +124,38 @@ class OpenAIBackend:
             resp = await self._request("GET", "/models")
         except _UnavailableError as exc:
             raise ConfigError(f"cannot reach the VLM server at {self._safe_url} "
-                              f"({exc.reason}); {_SERVE_HINT}") from exc
+                              f"({exc.reason}); start it (e.g. `vllm serve "
+                              f"Qwen/Qwen2.5-VL-3B-Instruct`) or fix {self._url_setting}") from exc
         where = f"the VLM server at {self._safe_url}"
         if resp.status_code in (401, 403):
             given = "the API key it was given" if self._api_key else "a request without API key"
             raise ConfigError(f"{where} refused {given} (HTTP {resp.status_code}); set "
                               "vlm.api_key or the OPENAI_API_KEY environment variable")
         if resp.status_code == 404:
-            raise ConfigError(f"{where} has no /models endpoint (HTTP 404); --vlm-url must be "
-                              "the OpenAI API base ending in /v1, e.g. http://127.0.0.1:8000/v1")
+            raise ConfigError(f"{where} has no /models endpoint (HTTP 404); {self._url_setting} "
+                              "must be the OpenAI API base ending in /v1, e.g. "
+                              "http://127.0.0.1:8000/v1")
         if resp.status_code != 200:
             raise ConfigError(f"{where} answered GET /models with HTTP {resp.status_code}: "
-                              f"{self._excerpt(resp)}; check the server log or fix --vlm-url")
+                              f"{self._excerpt(resp)}; check the server log or fix "
+                              f"{self._url_setting}")
         try:
             served = [str(m["id"]) for m in resp.json()["data"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{where} is not an OpenAI-compatible API (GET /models gave "
-                              f"{self._excerpt(resp)}); fix --vlm-url (it ends in /v1)") from exc
+                              f"{self._excerpt(resp)}); fix {self._url_setting} (it ends in "
+                              "/v1)") from exc
         if not served:
             raise ConfigError(f"{where} serves no model; load one (e.g. `vllm serve "
-                              "Qwen/Qwen2.5-VL-3B-Instruct`) or fix --vlm-url")
+                              f"Qwen/Qwen2.5-VL-3B-Instruct`) or fix {self._url_setting}")
         if self._wanted is None:
             self.model = served[0]
             log.info("VLM server %s: using model %s", self._safe_url, self.model)
         elif self._wanted not in served and f"{self._wanted}:latest" not in served:
             listed = ", ".join(served[:12]) + (", …" if len(served) > 12 else "")
             raise ConfigError(f"{where} does not serve model {self._wanted!r} (it serves: "
-                              f"{listed}); pass one of those as --vlm-model or leave it unset")
+                              f"{listed}); set {self._model_setting} to one of those or leave "
+                              "it unset")
 
     async def generate(self, context: VlmContext, *, strict: bool = False) -> str:
         labels = _labels(context)
@@ -284,7 +293,8 @@ class OpenAIBackend:
                 raise ValueError(f"a JSON {type(data).__name__}, not an object")
         except ValueError as exc:
             raise BackendError(f"{where} answered with non-JSON ({self._excerpt(resp)}); "
-                               "--vlm-url must be an OpenAI-compatible /v1 endpoint") from exc
+                               f"{self._url_setting} must be an OpenAI-compatible /v1 "
+                               "endpoint") from exc
         return data
 
     def _message_content(self, data: dict[str, Any]) -> str:

@@ -84,15 +84,19 @@ class TransformersBackend:
     name = "transformers"
 
     def __init__(self, model: str, *, device: str | None = None, dtype: str | None = None,
-                 max_new_tokens: int = 256, local_files_only: bool | None = None) -> None:
+                 max_new_tokens: int = 256, local_files_only: bool | None = None,
+                 setting: str = "vlm.model") -> None:
+        """``setting`` names the config field ``model`` comes from, so that the fixes in
+        errors point there."""
         if not model or not model.strip():
-            raise ConfigError("--vlm-model must name a hub id or a local model directory")
+            raise ConfigError(f"{setting} must name a hub id or a local model directory")
         if dtype is not None and dtype not in (*_DTYPES, "auto"):
             raise ConfigError(f"vlm.dtype {dtype!r} is not supported; use one of "
                               f"{', '.join(_DTYPES)} (or leave it unset)")
         if max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
         self.model = model
+        self.setting = setting
         self.device = device
         self.dtype = None if dtype == "auto" else dtype
         self.max_new_tokens = max_new_tokens
@@ -143,7 +147,7 @@ class TransformersBackend:
             source, local_only = str(local), True
         elif _looks_like_path(model):
             raise ModelError(f"VLM model directory {model} does not exist; pass a model "
-                             "directory or a hub id with --vlm-model")
+                             f"directory or a hub id as {self.setting}")
         else:
             source, local_only = model, self.local_files_only is True or (
                 self.local_files_only is None and _hub_offline())
@@ -168,7 +172,7 @@ class TransformersBackend:
                 raise self._load_error(exc, local_dir=local.is_dir()) from exc
             except Exception as exc:  # a broken or incompatible checkpoint
                 raise ModelError(f"VLM model {model} cannot be loaded ({_one_line(exc)}); "
-                                 "pass another with --vlm-model") from exc
+                                 f"set {self.setting} to another") from exc
             try:
                 net = net.to(device).eval()
             except RuntimeError as exc:  # out of memory, mostly
@@ -189,19 +193,19 @@ class TransformersBackend:
         if local_dir:
             return ModelError(f"VLM model directory {model} cannot be loaded as an "
                               f"image-text-to-text model ({_one_line(exc)}); pass a complete "
-                              "model directory with --vlm-model")
+                              f"model directory as {self.setting}")
         kind = type(exc).__name__
         if kind in ("RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError"):
             return ModelError(f"VLM model {model} is not on the hub or not accessible "
-                              f"({_one_line(exc)}); check the id or pass a local directory "
-                              "with --vlm-model")
+                              f"({_one_line(exc)}); check the id or set {self.setting} to a "
+                              "local directory")
         if "Unrecognized" in str(exc) or "does not recognize" in str(exc):
             return ModelError(f"VLM model {model} is not an image-text-to-text model this "
-                              f"transformers can load ({_one_line(exc)}); pick another with "
-                              "--vlm-model")
+                              f"transformers can load ({_one_line(exc)}); set {self.setting} "
+                              "to another")
         return ModelError(f"VLM model {model} not found locally and the hub is unreachable; "
                           "download it on a machine with network access (huggingface-cli "
-                          f"download {model}) and pass its directory with --vlm-model")
+                          f"download {model}) and set {self.setting} to its directory")
 
     async def close(self) -> None:
         if self._model is not None:
