@@ -472,6 +472,7 @@ def test_detectors_mode_has_no_caption_stats() -> None:
 
 # --- real perception output -----------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_tokens_with_and_without_captions_on_real_video(
         media_dir: Path, model_paths: dict[str, Path]) -> None:
     """single_face.mp4 through perception at the caption rate; one 2.4 s window (the clip), as
