@@ -2,9 +2,9 @@
 response_format and its fallback, strict retry), API key handling, retries, backoff, timeouts,
 start() checks and logprob scoring.
 
-The unit tests talk to the test server's behaviour (tests/vlm/openai_server.py) through an
+These talk to the test server's behaviour (tests/vlm/openai_server.py) through an
 ``httpx.MockTransport`` and wait on a :class:`ManualClock`, so backoffs are checked exactly and
-nothing waits; the ``e2e`` tests at the end run the same server over real HTTP with real time."""
+nothing waits; test_openai_backend_e2e.py runs the same server over real HTTP in real time."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import base64
 import json
 import math
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -23,7 +22,6 @@ import numpy as np
 import pytest
 from openai_server import (  # tests/vlm is on sys.path
     OpenAIApi,
-    OpenAIServer,
     Reply,
     content,
     error,
@@ -442,37 +440,3 @@ def test_label_logprobs_tokens() -> None:
                                  "fear": math.log(math.exp(-2.0) + math.exp(-3.0)),
                                  "sadness": -4.0 - math.log(20)})
     assert label_logprobs([("{", -0.1)], labels) is None
-
-
-# --- e2e: the same server over real HTTP, in real time --------------------------------------
-
-@pytest.mark.e2e
-def test_real_server_generate_with_api_key() -> None:
-    ctx = make_context(4)
-    with OpenAIServer(api_key=KEY) as srv:
-        answer = run(srv.url, lambda b: start_generate(b, ctx), api_key=KEY)
-        assert [r.path for r in srv.requests] == ["/v1/models", "/v1/chat/completions"]
-        assert {r.headers.get("authorization") for r in srv.requests} == {f"Bearer {KEY}"}
-        check_interleaved(srv.chat_requests[0].body, ctx, answer)
-
-
-@pytest.mark.e2e
-def test_real_server_retries_and_scores() -> None:
-    with OpenAIServer() as srv:
-        srv.script(error(503, "loading", {"Retry-After": "0"}), logprobs([(" fear", -0.2)]))
-        scores = run(srv.url, lambda b: b.score(make_context(1)), max_retries=1)
-        assert len(srv.chat_requests) == 2
-    assert max(scores, key=scores.__getitem__) == "fear"
-
-
-@pytest.mark.e2e
-def test_real_hung_server_is_cut_by_the_timeout() -> None:
-    with OpenAIServer() as srv:
-        srv.script(hang(30), hang(30))
-        t0 = time.monotonic()
-        with pytest.raises(BackendError) as exc:
-            run(srv.url, lambda b: b.generate(make_context(1)), timeout_s=0.5, max_retries=1)
-        elapsed = time.monotonic() - t0
-        assert len(srv.chat_requests) == 2  # the server saw both attempts
-    assert elapsed < 10.0
-    assert "no answer within 0.5 s" in one_line(exc)
