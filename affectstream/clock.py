@@ -3,14 +3,17 @@ read the time and wait through a :class:`Clock`, so tests drive them with a
 :class:`ManualClock` instead of real sleeps and wall-clock bounds.
 
 ``monotonic`` measures intervals (backoffs, latencies, rates); ``time`` stamps messages (Unix
-seconds); ``sleep`` waits on the event loop.
+seconds); ``sleep`` waits on the event loop. Code running in its own thread (capture pacing)
+cannot await, so it waits through :class:`ThreadClock`'s blocking, interruptible ``wait``;
+the real and the manual clock are both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from typing import Protocol
+from typing import Final, Protocol
 
 
 class Clock(Protocol):
@@ -27,6 +30,20 @@ class Clock(Protocol):
         ...
 
 
+class ThreadClock(Protocol):
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (intervals only)."""
+        ...
+
+    def time(self) -> float:
+        """Unix time in seconds (timestamps in messages)."""
+        ...
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Block the calling thread until ``event`` is set or ``seconds`` pass; True when set."""
+        ...
+
+
 class SystemClock:
     """The real clocks: :func:`time.monotonic`, :func:`time.time`, :func:`asyncio.sleep`."""
 
@@ -39,14 +56,19 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        return event.wait(seconds)
 
-SYSTEM_CLOCK: Clock = SystemClock()
+
+# Typed as the class (a Clock and a ThreadClock), so it is the default for either kind.
+SYSTEM_CLOCK: Final = SystemClock()
 
 
 class ManualClock:
     """A clock that moves only when told to, for tests: :meth:`advance` moves both readings;
     :meth:`sleep` advances by the requested time at once and yields to the event loop once, so
-    code that backs off for 30 s is tested in microseconds."""
+    code that backs off for 30 s is tested in microseconds; :meth:`wait` does the same for a
+    thread unless the event is already set."""
 
     def __init__(self, start: float = 1000.0, wall: float = 1_800_000_000.0) -> None:
         self._now = start
@@ -69,3 +91,10 @@ class ManualClock:
         self.slept.append(seconds)
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        if event.is_set():  # a real wait on a set event returns at once, without time passing
+            return True
+        self.slept.append(seconds)
+        self.advance(max(0.0, seconds))
+        return event.is_set()

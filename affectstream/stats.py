@@ -1,19 +1,20 @@
 """Run statistics for the ``stats`` message (DESIGN §5): counters and rolling percentiles.
 
 Written by the perception worker thread and read by the event loop, so every update and read
-holds one lock; all windows are bounded deques.
+holds one lock; all windows are bounded deques. Time comes from a :class:`Clock` so tests can
+check rates and uptime with a :class:`~affectstream.clock.ManualClock`.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
 
+from affectstream.clock import SYSTEM_CLOCK, Clock
 from affectstream.stream.capture import CaptureThread
 from affectstream.types import STAGES, FrameResult
 
@@ -39,13 +40,14 @@ def percentiles(values: deque[float] | list[float]) -> dict[str, float | None]:
 
 class RunStats:
     def __init__(self, camera: str, capture: CaptureThread, sinks: _SinkStats,
-                 perception: _Tracks) -> None:
+                 perception: _Tracks, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.camera = camera
+        self._clock = clock
         self._capture = capture
         self._sinks = sinks
         self._perception = perception
         self._lock = threading.Lock()
-        self._start = time.monotonic()
+        self._start = clock.monotonic()
         self._frames = 0
         self._bursts = 0
         self.tracks_seen = 0
@@ -62,7 +64,7 @@ class RunStats:
     def frame_done(self, result: FrameResult, latency_s: float) -> None:
         with self._lock:
             self._frames += 1
-            self._frame_times.append(time.monotonic())
+            self._frame_times.append(self._clock.monotonic())
             for stage, ms in result.stages_ms.items():
                 if stage in self._stage_ms:
                     self._stage_ms[stage].append(ms)
@@ -77,7 +79,7 @@ class RunStats:
         with self._lock:
             self._bursts += 1
             self._publish_ms.append(delay_s * 1000)
-            self._burst_times.append(time.monotonic())
+            self._burst_times.append(self._clock.monotonic())
 
     def _fps(self) -> float:
         times = self._frame_times
@@ -87,7 +89,7 @@ class RunStats:
 
     def _bursts_per_min(self) -> float:
         """Bursts in the last minute (or per minute of uptime during the first minute)."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         while self._burst_times and now - self._burst_times[0] > 60.0:
             self._burst_times.popleft()
         minutes = min(60.0, max(now - self._start, 1.0)) / 60.0
@@ -99,8 +101,8 @@ class RunStats:
             stages = {s: percentiles(v) for s, v in self._stage_ms.items()}
             stages["end_to_end"] = percentiles(self._latency_ms)
             return {
-                "ts": round(time.time(), 3),
-                "uptime_s": round(time.monotonic() - self._start, 3),
+                "ts": round(self._clock.time(), 3),
+                "uptime_s": round(self._clock.monotonic() - self._start, 3),
                 "frames": self._frames,
                 "dropped": cap.dropped,
                 "fps": self._fps(),

@@ -211,6 +211,7 @@ def sigterm_mid_smile_run(media_dir: Path, model_paths: dict[str, Path],
                         lambda lines: any("/faces/" in m["topic"] for m in lines))
 
 
+@pytest.mark.e2e
 def test_max_seconds_flushes_everything(
         max_seconds_run: tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]) -> None:
     proc, lines = max_seconds_run
@@ -224,6 +225,7 @@ def test_max_seconds_flushes_everything(
         assert not schema_errors("burst", burst), schema_errors("burst", burst)
 
 
+@pytest.mark.e2e
 def test_sigterm_flushes_everything(sigterm_run: SigtermRun) -> None:
     run = sigterm_run
     assert run.ready, f"no tracks 'new' message within 30 s; stderr:\n{run.stderr}"
@@ -235,6 +237,7 @@ def test_sigterm_flushes_everything(sigterm_run: SigtermRun) -> None:
     assert final["bursts"] == len(payloads(run.lines, "bursts"))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("stop", ["max_seconds", "sigterm", "sigterm_mid_smile"])
 def test_stopped_run_ends_each_track_after_its_last_message(
         stop: str, request: pytest.FixtureRequest) -> None:

@@ -66,6 +66,7 @@ def spot_single(media_dir: Path, model_paths: dict[str, Path]) -> dict[str, Any]
 # -- run ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_run_file_publishes_every_topic(run_result: Result) -> None:
     proc, lines = run_result
     assert proc.returncode == 0, proc.stderr
@@ -85,6 +86,7 @@ def test_run_file_publishes_every_topic(run_result: Result) -> None:
     assert not messages_after_end(lines)
 
 
+@pytest.mark.e2e
 def test_run_payloads_match_schemas(run_result: Result) -> None:
     _, lines = run_result
     kinds = {"bursts": "burst", "tracks": "track", "stats": "stats", "availability": "availability"}
@@ -102,6 +104,7 @@ def test_run_payloads_match_schemas(run_result: Result) -> None:
     assert set(checked) == {"burst", "track", "stats", "availability", "log"}, checked
 
 
+@pytest.mark.e2e
 def test_run_bursts_are_consistent(run_result: Result) -> None:
     _, lines = run_result
     bursts = payloads(lines, "bursts")
@@ -119,6 +122,7 @@ def test_run_bursts_are_consistent(run_result: Result) -> None:
         assert b["camera"] == CAMERA
 
 
+@pytest.mark.e2e
 def test_run_burst_ids_are_unique_and_logged(run_result: Result) -> None:
     _, lines = run_result
     bursts = payloads(lines, "bursts")
@@ -136,6 +140,7 @@ def test_run_burst_ids_are_unique_and_logged(run_result: Result) -> None:
             assert m["payload"]["track_id"] == int(match.group(1)), m
 
 
+@pytest.mark.e2e
 def test_run_final_stats(run_result: Result) -> None:
     _, lines = run_result
     final = payloads(lines, "stats")[-1]
@@ -150,6 +155,7 @@ def test_run_final_stats(run_result: Result) -> None:
         assert 0 <= pct["p50"] <= pct["p95"], (stage, pct)
 
 
+@pytest.mark.e2e
 def test_stdout_sink_prints_json_lines_only(media_dir: Path, model_paths: dict[str, Path],
                                             tmp_path: Path) -> None:
     proc = cli("run", "--source", str(media_dir / "single_face.mp4"), "--sink", "stdout",
@@ -171,6 +177,7 @@ def test_stdout_sink_prints_json_lines_only(media_dir: Path, model_paths: dict[s
     assert '"topic"' not in proc.stderr, "messages leaked onto stderr"
 
 
+@pytest.mark.e2e
 def test_two_sinks_get_identical_messages(media_dir: Path, model_paths: dict[str, Path],
                                           tmp_path: Path) -> None:
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
@@ -186,6 +193,7 @@ def test_two_sinks_get_identical_messages(media_dir: Path, model_paths: dict[str
 # -- spot ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_spot_single_face(spot_single: dict[str, Any]) -> None:
     result = spot_single
     assert {"fps", "frames", "bursts"} <= set(result)
@@ -206,6 +214,7 @@ def test_spot_single_face(spot_single: dict[str, Any]) -> None:
         result["bursts"]
 
 
+@pytest.mark.e2e
 def test_spot_equals_live_run(spot_single: dict[str, Any], run_result: Result) -> None:
     """spot and run share the perception code: the same bursts on the same file."""
     _, lines = run_result
@@ -216,6 +225,7 @@ def test_spot_equals_live_run(spot_single: dict[str, Any], run_result: Result) -
     assert spot == live
 
 
+@pytest.mark.e2e
 def test_spot_no_face(media_dir: Path, model_paths: dict[str, Path]) -> None:
     result = main_json("spot", "--source", str(media_dir / "no_face.mp4"), "--json")
     assert result["frames"] > 0
@@ -224,6 +234,7 @@ def test_spot_no_face(media_dir: Path, model_paths: dict[str, Path]) -> None:
     assert result.get("frames_with_track", {}) == {}
 
 
+@pytest.mark.e2e
 def test_spot_face_leaves(media_dir: Path, model_paths: dict[str, Path]) -> None:
     result = main_json("spot", "--source", str(media_dir / "face_then_noface.mov"), "--json")
     last = result["frames"] - 1
@@ -234,6 +245,7 @@ def test_spot_face_leaves(media_dir: Path, model_paths: dict[str, Path]) -> None
     assert any(e["frame"] < last for e in end), f"no track ended before frame {last}: {events}"
 
 
+@pytest.mark.e2e
 def test_spot_still_image_finds_every_face(media_dir: Path,
                                            model_paths: dict[str, Path]) -> None:
     result = main_json("spot", "--source", str(media_dir / "multi_face.jpg"), "--json")
@@ -244,6 +256,7 @@ def test_spot_still_image_finds_every_face(media_dir: Path,
     assert all(n == 1 for n in faces.values()), faces
 
 
+@pytest.mark.e2e
 def test_detector_sees_every_face_of_still_image(media_dir: Path, model_paths: dict[str, Path],
                                                  tmp_path: Path) -> None:
     """With tracks confirmed on their first detection the one frame shows all five faces: the
@@ -261,6 +274,7 @@ def test_detector_sees_every_face_of_still_image(media_dir: Path, model_paths: d
 # -- bench --------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_bench_json(media_dir: Path, model_paths: dict[str, Path]) -> None:
     report = main_json("bench", "--source", str(media_dir / "single_face.mp4"), "--json",
                        "--frames", "60")
@@ -277,6 +291,7 @@ def test_bench_json(media_dir: Path, model_paths: dict[str, Path]) -> None:
     assert "CPUExecutionProvider" in report["providers"]
 
 
+@pytest.mark.e2e
 def test_bench_full_pipeline_counts_exactly_the_frames_asked_for(
         tmp_path: Path, media_dir: Path, model_paths: dict[str, Path]) -> None:
     config = tmp_path / "c.yaml"

@@ -1,4 +1,5 @@
 import asyncio
+import threading
 
 import pytest
 
@@ -27,3 +28,19 @@ def test_system_clock_reads_real_time() -> None:
     assert abs(SYSTEM_CLOCK.time() - time.time()) < 5
     a = SYSTEM_CLOCK.monotonic()
     assert SYSTEM_CLOCK.monotonic() >= a
+
+
+def test_manual_wait_advances_unless_the_event_is_set() -> None:
+    clock = ManualClock(start=0.0)
+    event = threading.Event()
+    assert clock.wait(event, 0.25) is False
+    assert (clock.monotonic(), clock.slept) == (0.25, [0.25])
+    event.set()
+    assert clock.wait(event, 10.0) is True  # already set: no time passes
+    assert (clock.monotonic(), clock.slept) == (0.25, [0.25])
+
+
+def test_system_wait_returns_at_once_for_a_set_event() -> None:
+    event = threading.Event()
+    event.set()
+    assert SYSTEM_CLOCK.wait(event, 600.0) is True  # a hang here is the test timeout

@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from affectstream.models import models_dir
+
+pytestmark = pytest.mark.e2e  # the demo command on a generated clip, as a user runs it
 
 
 def test_demo_runs_offline_and_finds_most_injected_bursts(

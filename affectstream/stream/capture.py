@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import time
 from collections import deque
 from types import TracebackType
 from typing import get_args
 
+from affectstream.clock import SYSTEM_CLOCK, ThreadClock
 from affectstream.config import DropPolicy
 from affectstream.errors import ConfigError, SourceError
 from affectstream.stream.sources import Interruptible, SourceHealth, VideoSource
@@ -58,12 +58,14 @@ class CaptureThread:
 
     With ``realtime`` a non-live source is paced at its own timestamps, so a file behaves like a
     camera; otherwise it runs as fast as the consumer takes frames. ``max_frames`` ends the
-    stream after that many frames. Use as a context manager or call :meth:`start` /
-    :meth:`stop`.
+    stream after that many frames. ``clock`` paces and stamps those frames (a
+    :class:`~affectstream.clock.ManualClock` checks pacing without waiting it out). Use as a
+    context manager or call :meth:`start` / :meth:`stop`.
     """
 
     def __init__(self, source: VideoSource, *, queue_size: int, policy: str | None = None,
-                 realtime: bool = True, max_frames: int | None = None) -> None:
+                 realtime: bool = True, max_frames: int | None = None,
+                 clock: ThreadClock = SYSTEM_CLOCK) -> None:
         if queue_size < 1:
             raise ConfigError(f"capture queue_size must be at least 1, got {queue_size}; "
                               "fix source.queue_size")
@@ -72,6 +74,7 @@ class CaptureThread:
         self.realtime = realtime and not source.is_live  # live sources pace themselves
         self.queue_size = queue_size
         self.max_frames = max_frames
+        self._clock = clock
         self._queue: deque[Frame] = deque()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -213,11 +216,11 @@ class CaptureThread:
                 self._read += 1
             if self.realtime:
                 if origin is None:
-                    origin = time.monotonic() - frame.pts_s
-                delay = origin + frame.pts_s - time.monotonic()
-                if delay > 0 and self._stop.wait(delay):
+                    origin = self._clock.monotonic() - frame.pts_s
+                delay = origin + frame.pts_s - self._clock.monotonic()
+                if delay > 0 and self._clock.wait(self._stop, delay):
                     return
-                frame = dataclasses.replace(frame, ts=time.time())  # when it is "captured"
+                frame = dataclasses.replace(frame, ts=self._clock.time())  # when it is "captured"
             if not self._put(frame):
                 return
             produced += 1

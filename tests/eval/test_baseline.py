@@ -224,6 +224,7 @@ def test_bad_arguments_raise_config_error(short_seq: list[np.ndarray]) -> None:
         spot_baseline([short_seq[0], np.zeros((5, 5), np.uint8)] * 20, FPS)
 
 
+@pytest.mark.e2e
 def test_runs_fast_on_700_frames() -> None:
     rng = np.random.default_rng(1)
     crops = [rng.integers(0, 256, (SIDE, SIDE), dtype=np.uint8) for _ in range(700)]

@@ -18,6 +18,8 @@ from affectstream.eval import benchset
 from affectstream.eval.spotbench import ClipResult, clip_from_manifest, evaluate
 from affectstream.models import models_dir
 
+pytestmark = pytest.mark.e2e  # the spotter scored over the whole benchmark set
+
 Scored = tuple[benchset.BenchSet, dict[str, Any], list[ClipResult]]
 
 

@@ -91,6 +91,7 @@ def test_seeds_differ() -> None:
     assert default_schedule(20.0, 30.0, 0) != default_schedule(20.0, 30.0, 1)
 
 
+@pytest.mark.e2e
 def test_clip_decodes(clip: DemoClip, decoded: list[np.ndarray]) -> None:
     assert (clip.frames, clip.fps, clip.width, clip.height) == (600, 30.0, 640, 360)
     cap = cv2.VideoCapture(str(clip.path))
@@ -101,6 +102,7 @@ def test_clip_decodes(clip: DemoClip, decoded: list[np.ndarray]) -> None:
     assert clip.truth == default_schedule(20.0, 30.0, 0)
 
 
+@pytest.mark.e2e
 def test_sidecar_round_trips(clip: DemoClip) -> None:
     assert load_demo_truth(clip.path) == clip
     doc = json.loads(clip.path.with_suffix(".json").read_text())
@@ -120,6 +122,7 @@ def test_missing_model_is_a_model_error(tmp_path: Path) -> None:
         build_demo_clip(tmp_path / "x.mp4", tmp_path / "nope.task", seconds=1.0)
 
 
+@pytest.mark.e2e
 def test_face_is_webcam_sized_and_sways_gently(scene: DemoScene) -> None:
     first = scene.landmarks(0)
     assert 150 <= float(np.linalg.norm(first[152] - first[10])) <= 200
@@ -131,6 +134,7 @@ def test_face_is_webcam_sized_and_sways_gently(scene: DemoScene) -> None:
     assert inside
 
 
+@pytest.mark.e2e
 def test_frames_are_deterministic(scene: DemoScene) -> None:
     assert np.array_equal(scene.frame(123), scene.frame(123))
     noise = scene.frame(40).astype(int) - scene.frame(40, noise=False).astype(int)
@@ -154,6 +158,7 @@ def _face_flow(
     return float(np.linalg.norm(flow[near], axis=1).mean())
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("source", ["clean", "decoded"])
 def test_injected_events_are_visible_in_flow(
     source: str, clip: DemoClip, scene: DemoScene, decoded: list[np.ndarray]

@@ -26,6 +26,7 @@ def short_clip(tmp_path_factory: pytest.TempPathFactory,
     return video, truth, entry
 
 
+@pytest.mark.e2e
 def test_scores_a_clip_with_its_truth_and_plots_it(
         short_clip: tuple[Path, Path, dict[str, object]], tmp_path: Path) -> None:
     video, truth, entry = short_clip

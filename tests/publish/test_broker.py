@@ -36,6 +36,7 @@ async def _nothing_more(client: aiomqtt.Client, wait_s: float = 0.5) -> list[aio
     return extra
 
 
+@pytest.mark.e2e
 def test_qos1_retained_and_late_subscriber() -> None:
     async def go() -> None:
         broker = EmbeddedBroker()
@@ -73,6 +74,7 @@ def test_qos1_retained_and_late_subscriber() -> None:
     asyncio.run(go())
 
 
+@pytest.mark.e2e
 def test_stop_then_start_again_and_a_new_broker() -> None:
     async def go() -> None:
         broker = EmbeddedBroker()
@@ -114,6 +116,7 @@ def _connect_packet(client_id: str, will_topic: str, will: bytes) -> bytes:
     return bytes([0x10, len(body)]) + body
 
 
+@pytest.mark.e2e
 def test_will_is_published_retained_when_a_client_vanishes() -> None:
     async def go() -> None:
         broker = EmbeddedBroker()
@@ -138,6 +141,7 @@ def test_will_is_published_retained_when_a_client_vanishes() -> None:
     asyncio.run(go())
 
 
+@pytest.mark.e2e
 def test_subscribe_hint_names_the_port_and_prefix() -> None:
     async def go() -> None:
         broker = EmbeddedBroker()

@@ -14,6 +14,8 @@ from mqtt_helpers import (
     try_connect,
 )
 
+pytestmark = pytest.mark.e2e  # real mosquitto processes
+
 
 def _roundtrip(broker: Mosquitto) -> None:
     kw = broker.client_kwargs()

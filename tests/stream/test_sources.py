@@ -200,6 +200,7 @@ def test_unreachable_stream_is_redacted() -> None:
     assert "admin:***@127.0.0.1" in message and "hunter2" not in message
 
 
+@pytest.mark.e2e
 def test_silent_server_times_out() -> None:
     with socket.socket() as server:  # accepts connections, never answers
         server.bind(("127.0.0.1", 0))
@@ -295,6 +296,7 @@ def mjpeg() -> Iterator[MjpegServer]:
     server.kill()
 
 
+@pytest.mark.e2e
 def test_http_mjpeg_stream(mjpeg: MjpegServer) -> None:
     source = open_source(SourceConfig(url=f"http://127.0.0.1:{mjpeg.port}/stream.mjpg"))
     source.open()
@@ -310,6 +312,7 @@ def test_http_mjpeg_stream(mjpeg: MjpegServer) -> None:
                if a is not None and b is not None)
 
 
+@pytest.mark.e2e
 def test_stream_reconnects_after_server_restart() -> None:
     first = MjpegServer()
     port = first.port

@@ -14,6 +14,11 @@ server capabilities: ``api_key`` (401 without ``Authorization: Bearer <key>``),
 Caption requests (``vlm.context.motion_text`` vlm or both), recognised by their system prompt
 (:data:`~affectstream.vlm.prompts.CAPTION_PROMPT`), never take a scripted reply: they are
 answered with ``caption_text``, or with an error when ``caption_status`` is not 200.
+
+:class:`OpenAIApi` is the same server without the socket: the same routing, replies and request
+records, reached through :meth:`OpenAIApi.transport` (an ``httpx.MockTransport``) so unit tests
+run in microseconds. A scripted hang longer than the client's read timeout raises
+``httpx.ReadTimeout`` there, as httpx does against the real server.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import httpx
 
 from affectstream.vlm.prompts import CAPTION_PROMPT
 
@@ -105,8 +112,8 @@ def emotion_json(labels: Sequence[str]) -> str:
                        "confidence": 0.5, "rationale": "Lip corners pulled up."})
 
 
-class OpenAIServer:
-    """See the module docstring. ``url`` is the API base (``http://127.0.0.1:PORT/v1``)."""
+class OpenAIApi:
+    """The server's behaviour (see the module docstring), reached through :meth:`transport`."""
 
     def __init__(self, models: Iterable[str] = ("test-vlm",), *, api_key: str | None = None,
                  reject_formats: Iterable[str] = (), reject_fields: Iterable[str] = (),
@@ -122,19 +129,11 @@ class OpenAIServer:
         self._queue: deque[Reply] = deque()
         self._requests: list[Request] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-server",
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        """The API base; only :meth:`transport` answers it (``.test`` never resolves)."""
+        return "http://openai.test/v1"
 
     def script(self, *replies: Reply) -> None:
         """Queue answers for the next chat requests, in order."""
@@ -159,17 +158,41 @@ class OpenAIServer:
         """Chat requests that are not caption requests (emotion questions)."""
         return [r for r in self.chat_requests if not is_caption(r.body)]
 
-    def __enter__(self) -> OpenAIServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()  # releases hung handlers
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
     # ------------------------------------------------------------------ request handling
+
+    def handle(self, method: str, path: str, headers: dict[str, str],
+               raw: bytes) -> tuple[int, bytes, dict[str, str], float]:
+        """Record one request and answer it: status, body, headers and the delay before the
+        answer (a hung server). Header names in ``headers`` are in lower case."""
+        try:
+            body = json.loads(raw) if method == "POST" else None
+        except ValueError:
+            body = None
+        self._record(Request(method, path, headers, body))
+        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+            return 401, _error_body(401, "Incorrect API key provided"), {}, 0.0
+        if method == "GET" and path.rstrip("/") == "/v1/models":
+            data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"}
+                    for m in self.models]
+            return 200, json.dumps({"object": "list", "data": data}).encode(), {}, 0.0
+        if method == "POST" and path.rstrip("/") == "/v1/chat/completions":
+            return self._chat(body)
+        return 404, _error_body(404, f"not found: {path}"), {}, 0.0
+
+    def transport(self) -> httpx.MockTransport:
+        """This API as an httpx transport: no socket, no thread, no waiting."""
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            status, body, extra, delay_s = self.handle(request.method, request.url.path,
+                                                       headers, request.read())
+            read_timeout = request.extensions.get("timeout", {}).get("read")
+            if delay_s > 0 and read_timeout is not None and delay_s >= read_timeout:
+                raise httpx.ReadTimeout("timed out", request=request)  # what httpx raises
+            return httpx.Response(status, content=body,
+                                  headers={"Content-Type": "application/json", **extra})
+
+        return httpx.MockTransport(answer)
 
     def _record(self, request: Request) -> None:
         with self._lock:
@@ -179,24 +202,22 @@ class OpenAIServer:
         with self._lock:
             return self._queue.popleft() if self._queue else None
 
-    def _chat(self, body: Any) -> tuple[int, bytes, dict[str, str]]:
+    def _chat(self, body: Any) -> tuple[int, bytes, dict[str, str], float]:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return 400, _error_body(400, "'messages' is a required property"), {}
+            return 400, _error_body(400, "'messages' is a required property"), {}, 0.0
         unknown = sorted(self.reject_fields & set(body))
         if unknown:
             return 400, _error_body(400, f"Unrecognized request argument supplied: "
-                                         f"{unknown[0]}"), {}
+                                         f"{unknown[0]}"), {}, 0.0
         fmt = body.get("response_format")
         if isinstance(fmt, dict) and fmt.get("type") in self.reject_formats:
             reply = reject_response_format(str(fmt["type"]))
-            return reply.status, reply.body or b"", {}
+            return reply.status, reply.body or b"", {}, 0.0
         if is_caption(body):
             return self._caption(body)
         reply = self._next() or Reply()
-        if reply.delay_s > 0:
-            self._stop.wait(reply.delay_s)
         if reply.body is not None or reply.status != 200:
-            return reply.status, reply.body or b"", reply.headers
+            return reply.status, reply.body or b"", reply.headers, reply.delay_s
         text = reply.content if reply.content is not None else emotion_json(_labels(body))
         choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": None,
                                   "message": {"role": "assistant", "content": text}}
@@ -214,12 +235,44 @@ class OpenAIServer:
                   "choices": [choice],
                   "usage": {"prompt_tokens": prompt, "completion_tokens": 1,
                             "total_tokens": prompt + 1}}
-        return 200, json.dumps(answer).encode(), reply.headers
+        return 200, json.dumps(answer).encode(), reply.headers, reply.delay_s
 
-    def _caption(self, body: dict[str, Any]) -> tuple[int, bytes, dict[str, str]]:
+    def _caption(self, body: dict[str, Any]) -> tuple[int, bytes, dict[str, str], float]:
         if self.caption_status != 200:
-            return self.caption_status, _error_body(self.caption_status, "captioner down"), {}
-        return 200, _completion(body, self.caption_text, self.models), {}
+            return (self.caption_status, _error_body(self.caption_status, "captioner down"), {},
+                    0.0)
+        return 200, _completion(body, self.caption_text, self.models), {}, 0.0
+
+
+class OpenAIServer(OpenAIApi):
+    """:class:`OpenAIApi` served over real HTTP on 127.0.0.1 in a background thread; ``url`` is
+    the API base (``http://127.0.0.1:PORT/v1``)."""
+
+    def __init__(self, models: Iterable[str] = ("test-vlm",), **settings: Any) -> None:
+        super().__init__(models, **settings)
+        self._stop = threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-server",
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> OpenAIServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()  # releases hung handlers
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -230,52 +283,28 @@ class OpenAIServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            def _answer(self, raw: bytes) -> None:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, body, extra, delay_s = server.handle(self.command, self.path, headers,
+                                                             raw)
+                if delay_s > 0:
+                    server._stop.wait(delay_s)
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))
-                    for key, value in headers.items():
+                    for key, value in extra.items():
                         self.send_header(key, value)
                     self.end_headers()
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True  # the client gave up (timeout)
 
-            def _authorised(self) -> bool:
-                if server.api_key is None:
-                    return True
-                if self.headers.get("Authorization") == f"Bearer {server.api_key}":
-                    return True
-                self._send(401, _error_body(401, "Incorrect API key provided"), {})
-                return False
-
             def do_GET(self) -> None:
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                server._record(Request("GET", self.path, headers, None))
-                if not self._authorised():
-                    return
-                if self.path.rstrip("/") != "/v1/models":
-                    self._send(404, _error_body(404, f"not found: {self.path}"), {})
-                    return
-                data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"}
-                        for m in server.models]
-                self._send(200, json.dumps({"object": "list", "data": data}).encode(), {})
+                self._answer(b"")
 
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    body = None
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                server._record(Request("POST", self.path, headers, body))
-                if not self._authorised():
-                    return
-                if self.path.rstrip("/") != "/v1/chat/completions":
-                    self._send(404, _error_body(404, f"not found: {self.path}"), {})
-                    return
-                self._send(*server._chat(body))
+                self._answer(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
 
         return Handler
 

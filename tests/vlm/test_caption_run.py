@@ -16,6 +16,8 @@ from openai_server import CAPTION, OpenAIServer
 
 from affectstream.labels import DFEW7
 
+pytestmark = pytest.mark.e2e  # real CLI runs with the real test server
+
 CAPTION_FRAMES = 3
 _INTRO = re.compile(r"^(\d+) frames? at ([\d., ]+) s, between keyframes at ([\d.]+) s and "
                     r"([\d.]+) s:")

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from openai_server import CAPTION, OpenAIServer, is_caption
+from openai_server import CAPTION, OpenAIApi, OpenAIServer, is_caption
 from pydantic import ValidationError
 
+from affectstream.clock import ManualClock
 from affectstream.config import Config, OpenAIVlmConfig, TransformersVlmConfig
 from affectstream.emotion.scheduler import VlmScheduler, mirror_size
 from affectstream.errors import ConfigError
@@ -371,17 +372,18 @@ def test_separate_captioner_fails_at_start_with_its_own_key() -> None:
 def test_openai_caption_request_is_free_text() -> None:
     request = caption_context(TRACK, periodic(0.2, 0.6), frame(0.0), frame(0.8))
 
-    async def go(server: OpenAIServer) -> str:
-        backend = OpenAIBackend(server.url, None, max_tokens=256, temperature=0.3)
+    async def go(api: OpenAIApi) -> str:
+        backend = OpenAIBackend(api.url, None, max_tokens=256, temperature=0.3,
+                                transport=api.transport(), clock=ManualClock())
         await backend.start()
         try:
             return await backend.caption(request, max_tokens=40)
         finally:
             await backend.close()
 
-    with OpenAIServer(caption_text="  The jaw drops.\n") as server:
-        text = asyncio.run(go(server))
-        body = server.chat_requests[-1].body
+    api = OpenAIApi(caption_text="  The jaw drops.\n")
+    text = asyncio.run(go(api))
+    body = api.chat_requests[-1].body
     assert text == "The jaw drops."
     assert is_caption(body) and "response_format" not in body
     assert body["max_tokens"] == 40 and body["temperature"] == 0.3
@@ -393,21 +395,26 @@ def test_openai_caption_request_is_free_text() -> None:
 def test_openai_caption_failure_is_a_backend_error() -> None:
     request = caption_context(TRACK, periodic(0.2, 0.2), frame(0.0), frame(0.8))
 
-    async def go(server: OpenAIServer) -> None:
-        backend = OpenAIBackend(server.url, None, max_retries=1, timeout_s=5)
+    clock = ManualClock()
+
+    async def go(api: OpenAIApi) -> None:
+        backend = OpenAIBackend(api.url, None, max_retries=1, timeout_s=5,
+                                transport=api.transport(), clock=clock)
         await backend.start()
         try:
             await backend.caption(request, max_tokens=16)
         finally:
             await backend.close()
 
-    with OpenAIServer(caption_status=500) as server, \
-            pytest.raises(BackendError, match="HTTP 500") as info:
-        asyncio.run(go(server))
+    api = OpenAIApi(caption_status=500)
+    with pytest.raises(BackendError, match="HTTP 500") as info:
+        asyncio.run(go(api))
     assert "\n" not in str(info.value)
+    assert len(api.caption_requests) == 2 and clock.slept == [0.5]  # retried once
 
 
 # --- the scheduler with captions ------------------------------------------------------------
+# e2e: the scheduler runs in real time (it takes no clock yet) against the real HTTP server.
 
 async def _schedule(server: OpenAIServer, cfg: OpenAIVlmConfig,
                     captioner_url: str | None = None) -> tuple[VlmScheduler, list[EmotionUpdate]]:
@@ -444,6 +451,7 @@ def _cfg(mode: str) -> OpenAIVlmConfig:
                                            "context": {"motion_text": mode}})
 
 
+@pytest.mark.e2e
 def test_scheduler_captions_each_gap_then_asks() -> None:
     with OpenAIServer() as server:
         sched, published = asyncio.run(_schedule(server, _cfg("vlm")))
@@ -462,6 +470,7 @@ def test_scheduler_captions_each_gap_then_asks() -> None:
     assert all(CAPTION in json.dumps(b, ensure_ascii=False) for b in mains)
 
 
+@pytest.mark.e2e
 def test_scheduler_caption_failures_never_fail_the_update() -> None:
     with OpenAIServer() as server, OpenAIServer(caption_status=500) as down:
         sched, published = asyncio.run(_schedule(server, _cfg("both"), down.url))
@@ -474,6 +483,7 @@ def test_scheduler_caption_failures_never_fail_the_update() -> None:
     assert "VLM caption" not in joined and "(b1)" in joined  # the detector lines stayed
 
 
+@pytest.mark.e2e
 def test_detectors_mode_has_no_caption_stats() -> None:
     with OpenAIServer() as server:
         sched, published = asyncio.run(_schedule(server, _cfg("detectors")))
@@ -483,6 +493,7 @@ def test_detectors_mode_has_no_caption_stats() -> None:
 
 # --- real perception output -----------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_tokens_with_and_without_captions_on_real_video(
         media_dir: Path, model_paths: dict[str, Path]) -> None:
     """single_face.mp4 through perception at the caption rate; one 2.4 s window (the clip), as

@@ -354,6 +354,7 @@ def test_prompts() -> None:
 
 # --- real perception output ---------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_context_from_real_perception(media_dir: Path, model_paths: dict[str, Path]) -> None:
     keyframes: list[Keyframe] = []
     lines: list[LogLine] = []

@@ -1,6 +1,10 @@
-"""OpenAI-compatible backend against a real local HTTP server (tests/vlm/openai_server.py):
-request shape (interleaved JPEG data URLs, response_format and its fallback, strict retry),
-API key handling, retries, timeouts, start() checks and logprob scoring (DESIGN §8, R3)."""
+"""OpenAI-compatible backend (DESIGN §8, R3): request shape (interleaved JPEG data URLs,
+response_format and its fallback, strict retry), API key handling, retries, backoff, timeouts,
+start() checks and logprob scoring.
+
+These talk to the test server's behaviour (tests/vlm/openai_server.py) through an
+``httpx.MockTransport`` and wait on a :class:`ManualClock`, so backoffs are checked exactly and
+nothing waits; test_openai_backend_e2e.py runs the same server over real HTTP in real time."""
 
 from __future__ import annotations
 
@@ -9,15 +13,15 @@ import base64
 import json
 import math
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 from openai_server import (  # tests/vlm is on sys.path
-    OpenAIServer,
+    OpenAIApi,
     Reply,
     content,
     error,
@@ -27,6 +31,7 @@ from openai_server import (  # tests/vlm is on sys.path
     reject_response_format,
 )
 
+from affectstream.clock import ManualClock
 from affectstream.errors import ConfigError
 from affectstream.types import Keyframe, LogLine
 from affectstream.vlm.backend import BackendError, ScoringUnsupported, VlmBackend
@@ -82,6 +87,19 @@ def run(url: str, action: Callable[[OpenAIBackend], Awaitable[T]], model: str | 
     return asyncio.run(go())
 
 
+def call(api: OpenAIApi, action: Callable[[OpenAIBackend], Awaitable[T]],
+         model: str | None = None, *, clock: ManualClock | None = None, url: str | None = None,
+         **kwargs: Any) -> T:
+    """``action`` on a backend reaching ``api`` through its MockTransport, on a manual clock."""
+    return run(url or api.url, action, model, transport=api.transport(),
+               clock=clock or ManualClock(), **kwargs)
+
+
+def refused(request: httpx.Request) -> httpx.Response:
+    """What httpx raises when nothing listens on the port."""
+    raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+
 async def start_generate(backend: OpenAIBackend, ctx: VlmContext, *,
                          strict: bool = False) -> str:
     await backend.start()
@@ -117,17 +135,20 @@ def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
 @pytest.mark.parametrize("n", [1, 4, 8])
 def test_generate_sends_interleaved_context(n: int) -> None:
     ctx = make_context(n)
-    with OpenAIServer() as srv:
-        answer = run(srv.url, lambda b: start_generate(b, ctx))
-        assert [r.path for r in srv.requests] == ["/v1/models", "/v1/chat/completions"]
-        body = srv.chat_requests[0].body
+    api = OpenAIApi()
+    answer = call(api, lambda b: start_generate(b, ctx))
+    assert [r.path for r in api.requests] == ["/v1/models", "/v1/chat/completions"]
+    check_interleaved(api.chat_requests[0].body, ctx, answer)
+
+
+def check_interleaved(body: dict[str, Any], ctx: VlmContext, answer: str) -> None:
     assert parse_emotion(answer, LABELS).label == "happiness"
     assert body["model"] == "test-vlm"  # auto-picked
     assert body["max_tokens"] == 256 and body["temperature"] == 0.0
     assert body["messages"][0]["content"] == ctx.system
     items = user_items(body)
     assert len(items) == len(ctx.parts)
-    assert sum(item["type"] == "image_url" for item in items) == n
+    assert sum(item["type"] == "image_url" for item in items) == len(ctx.images)
     for item, part in zip(items, ctx.parts, strict=True):
         if isinstance(part, TextPart):
             assert item == {"type": "text", "text": part.text}
@@ -146,9 +167,9 @@ def test_generate_sends_interleaved_context(n: int) -> None:
 
 def test_strict_retry_appends_the_instruction() -> None:
     ctx = make_context(2)
-    with OpenAIServer() as srv:
-        run(srv.url, lambda b: start_generate(b, ctx, strict=True))
-        items = user_items(srv.chat_requests[0].body)
+    api = OpenAIApi()
+    call(api, lambda b: start_generate(b, ctx, strict=True))
+    items = user_items(api.chat_requests[0].body)
     assert items[-1] == {"type": "text", "text": strict_retry_prompt(LABELS)}
     assert items[-2] == {"type": "text", "text": question(LABELS)}
     assert len(items) == len(ctx.parts) + 1
@@ -163,111 +184,130 @@ def test_response_format_fallback_is_remembered() -> None:
         assert backend.response_format == "json_object"
         return out
 
-    with OpenAIServer(reject_formats={"json_schema"}) as srv:
-        answers = run(srv.url, twice)
-        kinds = [(r.body.get("response_format") or {}).get("type") for r in srv.chat_requests]
+    api = OpenAIApi(reject_formats={"json_schema"})
+    answers = call(api, twice)
+    kinds = [(r.body.get("response_format") or {}).get("type") for r in api.chat_requests]
     assert kinds == ["json_schema", "json_object", "json_object"]
     assert all(parse_emotion(a, LABELS).label == "happiness" for a in answers)
 
 
 def test_response_format_falls_back_to_none() -> None:
     ctx = make_context(1)
-    with OpenAIServer() as srv:
-        srv.script(reject_response_format("json_schema"), reject_response_format("json_object"),
-                   content('{"label": "fear"}'))
-        answer = run(srv.url, lambda b: start_generate(b, ctx))
-        bodies = [r.body for r in srv.chat_requests]
+    api = OpenAIApi()
+    api.script(reject_response_format("json_schema"), reject_response_format("json_object"),
+               content('{"label": "fear"}'))
+    answer = call(api, lambda b: start_generate(b, ctx))
+    bodies = [r.body for r in api.chat_requests]
     assert answer == '{"label": "fear"}'
     assert [("response_format" in b) for b in bodies] == [True, True, False]
 
 
 def test_other_400_fails_at_once() -> None:
-    with OpenAIServer() as srv:
-        srv.script(error(400, "This model's maximum context length is 8192 tokens"))
-        with pytest.raises(BackendError) as exc:
-            run(srv.url, lambda b: start_generate(b, make_context(1)))
-        assert len(srv.chat_requests) == 1
+    api = OpenAIApi()
+    api.script(error(400, "This model's maximum context length is 8192 tokens"))
+    clock = ManualClock()
+    with pytest.raises(BackendError) as exc:
+        call(api, lambda b: start_generate(b, make_context(1)), clock=clock)
+    assert len(api.chat_requests) == 1 and clock.slept == []
     text = one_line(exc)
     assert "HTTP 400" in text and "maximum context length" in text
 
 
-def test_garbage_body_is_a_backend_error() -> None:
-    with OpenAIServer() as srv:
-        srv.script(garbage())
-        with pytest.raises(BackendError) as exc:
-            run(srv.url, lambda b: start_generate(b, make_context(1)))
-        assert len(srv.chat_requests) == 1
+@pytest.mark.parametrize("body", [
+    "<html><body>502 Bad Gateway, or so</body></html>", "", "[1, 2, 3]", '"just a string"'])
+def test_garbage_body_is_a_backend_error(body: str) -> None:
+    api = OpenAIApi()
+    api.script(garbage(body))
+    with pytest.raises(BackendError) as exc:
+        call(api, lambda b: start_generate(b, make_context(1)))
+    assert len(api.chat_requests) == 1
     assert "non-JSON" in one_line(exc)
 
 
-def test_null_content_is_a_backend_error() -> None:
-    refusal = {"choices": [{"index": 0, "message": {"role": "assistant", "content": None}}]}
-    with OpenAIServer() as srv:
-        srv.script(Reply(body=json.dumps(refusal).encode()))
-        with pytest.raises(BackendError, match="no text content"):
-            run(srv.url, lambda b: b.generate(make_context(1)))
+@pytest.mark.parametrize("answer", [
+    {"choices": [{"index": 0, "message": {"role": "assistant", "content": None}}]},
+    {"choices": []}, {"choices": [{"message": {"content": ["a", "list"]}}]}, {"id": "x"}])
+def test_an_answer_without_text_is_a_backend_error(answer: dict[str, Any]) -> None:
+    api = OpenAIApi()
+    api.script(Reply(body=json.dumps(answer).encode()))
+    with pytest.raises(BackendError, match="no text content"):
+        call(api, lambda b: b.generate(make_context(1)))
 
 
 # --- API key -------------------------------------------------------------------------------
 
 def test_api_key_sent_as_bearer_and_never_shown() -> None:
     ctx = make_context(1)
-    with OpenAIServer(api_key=KEY) as srv:
-        run(srv.url, lambda b: start_generate(b, ctx), api_key=KEY)
-        assert {r.headers.get("authorization") for r in srv.requests} == {f"Bearer {KEY}"}
+    api = OpenAIApi(api_key=KEY)
+    call(api, lambda b: start_generate(b, ctx), api_key=KEY)
+    assert {r.headers.get("authorization") for r in api.requests} == {f"Bearer {KEY}"}
 
-        with pytest.raises(ConfigError) as wrong:
-            run(srv.url, lambda b: b.start(), api_key="sk-wrong-key-42")
-        assert "API key" in one_line(wrong) and "sk-wrong-key-42" not in str(wrong.value)
-        with pytest.raises(ConfigError, match="API key"):
-            run(srv.url, lambda b: b.start())
+    with pytest.raises(ConfigError) as wrong:
+        call(api, lambda b: b.start(), api_key="sk-wrong-key-42")
+    assert "API key" in one_line(wrong) and "sk-wrong-key-42" not in str(wrong.value)
+    with pytest.raises(ConfigError, match="API key"):
+        call(api, lambda b: b.start())
 
-        srv.script(error(500, f"upstream rejected Authorization: Bearer {KEY}"))
-        with pytest.raises(BackendError) as echoed:
-            run(srv.url, lambda b: b.generate(ctx), api_key=KEY, max_retries=0)
+    api.script(error(500, f"upstream rejected Authorization: Bearer {KEY}"))
+    with pytest.raises(BackendError) as echoed:
+        call(api, lambda b: b.generate(ctx), api_key=KEY, max_retries=0)
     assert KEY not in one_line(echoed) and "***" in str(echoed.value)
     assert KEY not in repr(OpenAIBackend("http://127.0.0.1:1/v1", None, api_key=KEY))
 
 
-# --- retries and timeouts ----------------------------------------------------------------
+# --- retries, backoff and timeouts -------------------------------------------------------
 
-def test_retries_5xx_then_succeeds() -> None:
-    with OpenAIServer() as srv:
-        srv.script(error(500, "boom"), error(503, "loading"))
-        answer = run(srv.url, lambda b: start_generate(b, make_context(1)), max_retries=2)
-        assert len(srv.chat_requests) == 3
+def test_retries_5xx_then_succeeds_with_exponential_backoff() -> None:
+    api = OpenAIApi()
+    api.script(error(500, "boom"), error(503, "loading"))
+    clock = ManualClock()
+    answer = call(api, lambda b: start_generate(b, make_context(1)), max_retries=2, clock=clock)
+    assert len(api.chat_requests) == 3
+    assert clock.slept == [0.5, 1.0]
     assert parse_emotion(answer, LABELS).label == "happiness"
 
 
-def test_429_honours_small_retry_after() -> None:
-    with OpenAIServer() as srv:
-        srv.script(error(429, "slow down", {"Retry-After": "0"}))
-        t0 = time.monotonic()
-        run(srv.url, lambda b: b.generate(make_context(1)), max_retries=1)
-        assert time.monotonic() - t0 < 5.0
-        assert len(srv.chat_requests) == 2
+@pytest.mark.parametrize(("retry_after", "slept"), [
+    ("0", [0.0]), ("3", [3.0]), ("10", [10.0]),
+    ("60", [0.5]), ("-1", [0.5]), ("Wed, 21 Oct 2015 07:28:00 GMT", [0.5])])
+def test_429_honours_a_small_numeric_retry_after(retry_after: str, slept: list[float]) -> None:
+    api = OpenAIApi()
+    api.script(error(429, "slow down", {"Retry-After": retry_after}))
+    clock = ManualClock()
+    call(api, lambda b: b.generate(make_context(1)), max_retries=1, clock=clock)
+    assert len(api.chat_requests) == 2
+    assert clock.slept == slept  # too long, negative or a date: the usual backoff
 
 
-def test_5xx_forever_gives_up_after_max_retries() -> None:
-    with OpenAIServer() as srv:
-        srv.script(*[error(500, "CUDA out of memory")] * 10)
-        with pytest.raises(BackendError) as exc:
-            run(srv.url, lambda b: b.generate(make_context(1)), max_retries=2)
-        assert len(srv.chat_requests) == 3
+def test_5xx_forever_gives_up_after_max_retries_with_capped_backoff() -> None:
+    api = OpenAIApi()
+    api.script(*[error(500, "CUDA out of memory")] * 10)
+    clock = ManualClock()
+    with pytest.raises(BackendError) as exc:
+        call(api, lambda b: b.generate(make_context(1)), max_retries=5, clock=clock)
+    assert len(api.chat_requests) == 6
+    assert clock.slept == [0.5, 1.0, 2.0, 4.0, 4.0]
     text = one_line(exc)
-    assert "HTTP 500" in text and "CUDA out of memory" in text and "3 times" in text
+    assert "HTTP 500" in text and "CUDA out of memory" in text and "6 times" in text
 
 
 def test_hung_server_is_cut_by_the_timeout() -> None:
-    with OpenAIServer() as srv:
-        srv.script(hang(30), hang(30))
-        t0 = time.monotonic()
-        with pytest.raises(BackendError) as exc:
-            run(srv.url, lambda b: b.generate(make_context(1)), timeout_s=0.5, max_retries=1)
-        elapsed = time.monotonic() - t0
-        assert len(srv.chat_requests) == 2  # the server saw both attempts
-    assert elapsed < 10.0
+    api = OpenAIApi()
+    api.script(hang(30), hang(30))
+    clock = ManualClock()
+    with pytest.raises(BackendError) as exc:
+        call(api, lambda b: b.generate(make_context(1)), timeout_s=0.5, max_retries=1,
+             clock=clock)
+    assert len(api.chat_requests) == 2 and clock.slept == [0.5]
     assert "no answer within 0.5 s" in one_line(exc)
+
+
+def test_a_slow_answer_within_the_timeout_is_taken() -> None:
+    api = OpenAIApi()
+    api.script(hang(0.2))
+    answer = call(api, lambda b: b.generate(make_context(1)), timeout_s=0.5)
+    assert parse_emotion(answer, LABELS).label == "happiness"
+    assert len(api.chat_requests) == 1
 
 
 # --- start() -------------------------------------------------------------------------------
@@ -278,28 +318,43 @@ def test_start_picks_or_checks_the_model() -> None:
         await backend.generate(make_context(1))
         return backend.model
 
-    with OpenAIServer(models=["qwen-a", "qwen-b"]) as srv:
-        assert run(srv.url, started) == "qwen-a"
-        assert run(srv.url + "/", started, model="qwen-b") == "qwen-b"
-        assert [r.body["model"] for r in srv.chat_requests] == ["qwen-a", "qwen-b"]
-        with pytest.raises(ConfigError) as exc:
-            run(srv.url, lambda b: b.start(), model="llava")
-        with pytest.raises(ConfigError, match="/v1"):
-            run(srv.url.removesuffix("/v1"), lambda b: b.start())
+    api = OpenAIApi(models=["qwen-a", "qwen-b"])
+    assert call(api, started) == "qwen-a"
+    assert call(api, started, url=api.url + "/", model="qwen-b") == "qwen-b"
+    assert [r.body["model"] for r in api.chat_requests] == ["qwen-a", "qwen-b"]
+    with pytest.raises(ConfigError) as exc:
+        call(api, lambda b: b.start(), model="llava")
+    with pytest.raises(ConfigError, match="/v1"):
+        call(api, lambda b: b.start(), url=api.url.removesuffix("/v1"))
     text = one_line(exc)
     assert "'llava'" in text and "qwen-a, qwen-b" in text
 
 
-def test_start_unreachable_names_the_redacted_url() -> None:
+def test_start_refused_names_the_redacted_url_after_retries() -> None:
+    clock = ManualClock()
+    url = "http://user:secret@openai.test/v1"
+    with pytest.raises(ConfigError) as exc:
+        run(url, lambda b: b.start(), max_retries=2, clock=clock,
+            transport=httpx.MockTransport(refused))
+    text = one_line(exc)
+    assert clock.slept == [0.5, 1.0]
+    assert "secret" not in text and "user:***@openai.test/v1" in text
+    assert text.startswith("cannot reach the VLM server") and "vllm serve" in text
+    assert "ConnectError" in text
+
+
+def test_start_unreachable_port() -> None:
+    """A real connection refused by 127.0.0.1 (nothing listens), on a manual clock."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    url = f"http://user:secret@127.0.0.1:{port}/v1"
+    clock = ManualClock()
     with pytest.raises(ConfigError) as exc:
-        run(url, lambda b: b.start(), max_retries=1)
+        run(f"http://user:secret@127.0.0.1:{port}/v1", lambda b: b.start(), max_retries=1,
+            clock=clock)
     text = one_line(exc)
     assert "secret" not in text and f"user:***@127.0.0.1:{port}/v1" in text
-    assert text.startswith("cannot reach the VLM server") and "vllm serve" in text
+    assert clock.slept == [0.5]
 
 
 def test_satisfies_the_protocol() -> None:
@@ -318,10 +373,10 @@ def test_score_maps_first_token_logprobs_to_labels() -> None:
     ctx = make_context(2)
     alts = [(" happ", -0.3), ("Happiness", -2.0), (" sad", -2.5), ("Ne", -3.0), ("s", -3.5),
             ("{", -4.0)]
-    with OpenAIServer() as srv:
-        srv.script(logprobs(alts))
-        scores = run(srv.url, lambda b: b.score(ctx))
-        body = srv.chat_requests[0].body
+    api = OpenAIApi()
+    api.script(logprobs(alts))
+    scores = call(api, lambda b: b.score(ctx))
+    body = api.chat_requests[0].body
     assert body["logprobs"] is True and body["top_logprobs"] == 20
     assert body["max_tokens"] == 1 and body["guided_choice"] == list(LABELS)
     assert "response_format" not in body
@@ -347,9 +402,9 @@ def test_score_default_answer_and_guided_choice_fallback() -> None:
     async def twice(backend: OpenAIBackend) -> list[dict[str, float]]:
         return [await backend.score(ctx), await backend.score(ctx)]
 
-    with OpenAIServer(reject_fields={"guided_choice"}) as srv:
-        first, second = run(srv.url, twice)
-        guided = ["guided_choice" in r.body for r in srv.chat_requests]
+    api = OpenAIApi(reject_fields={"guided_choice"})
+    first, second = call(api, twice)
+    guided = ["guided_choice" in r.body for r in api.chat_requests]
     assert guided == [True, False, False]
     assert first == second and max(first, key=first.__getitem__) == "happiness"
     assert first["fear"] == pytest.approx(-6.5)
@@ -357,24 +412,24 @@ def test_score_default_answer_and_guided_choice_fallback() -> None:
 
 def test_score_without_logprobs_is_unsupported_and_remembered() -> None:
     ctx = make_context(1)
+    api = OpenAIApi(logprobs=False)
 
     async def twice(backend: OpenAIBackend) -> None:
         for _ in range(2):
             with pytest.raises(ScoringUnsupported) as exc:
                 await backend.score(ctx)
-            assert one_line(exc) == (f"the server at {srv.url} does not return logprobs; "
+            assert one_line(exc) == (f"the server at {api.url} does not return logprobs; "
                                      "use vlm.decode: generate")
 
-    with OpenAIServer(logprobs=False) as srv:
-        run(srv.url, twice)
-        assert len(srv.chat_requests) == 1
+    call(api, twice)
+    assert len(api.chat_requests) == 1
 
 
 def test_score_answer_matching_no_label() -> None:
-    with OpenAIServer() as srv:
-        srv.script(logprobs([("{", -0.1), ("```", -2.0)]))
-        with pytest.raises(BackendError, match="matches no label"):
-            run(srv.url, lambda b: b.score(make_context(1)))
+    api = OpenAIApi()
+    api.script(logprobs([("{", -0.1), ("```", -2.0)]))
+    with pytest.raises(BackendError, match="matches no label"):
+        call(api, lambda b: b.score(make_context(1)))
 
 
 def test_label_logprobs_tokens() -> None:

@@ -9,10 +9,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cli_helpers import cli, read_jsonl
 from openai_server import OpenAIServer, error, garbage, hang
 
 from affectstream.labels import DFEW7
+
+pytestmark = pytest.mark.e2e  # real CLI runs with the real test server
 
 
 def _run(tmp_path: Path, media_dir: Path, server: OpenAIServer, *extra: str,

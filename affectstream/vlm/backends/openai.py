@@ -22,6 +22,9 @@ with exponential backoff (0.5 s, 1 s, 2 s, capped at 4 s; a numeric ``Retry-Afte
 10 s is honoured instead), then raise :class:`BackendError`; other 4xx raise at once. Every
 request (connect, send, wait, read) is cut after ``timeout_s``. Messages are one line, carry the
 URL redacted and never the API key (it is also scrubbed from server error excerpts).
+
+The backoff waits go through ``clock`` and the requests through ``transport`` when given (an
+``httpx.MockTransport`` in unit tests), so retries are tested without a server or real waits.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from urllib.parse import urlsplit
 import cv2
 import httpx
 
+from affectstream.clock import SYSTEM_CLOCK, Clock
 from affectstream.errors import ConfigError
 from affectstream.urls import redact_url
 from affectstream.vlm.backend import BackendError, ScoringUnsupported
@@ -75,9 +79,11 @@ class OpenAIBackend:
     def __init__(self, url: str, model: str | None, *, api_key: str | None = None,
                  timeout_s: float = 30.0, max_retries: int = 2, max_tokens: int = 256,
                  temperature: float = 0.0, url_setting: str = "vlm.url",
-                 model_setting: str = "vlm.model") -> None:
+                 model_setting: str = "vlm.model", clock: Clock = SYSTEM_CLOCK,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         """``url_setting`` and ``model_setting`` name the config fields ``url`` and ``model``
-        come from, so that the fixes in errors point there."""
+        come from, so that the fixes in errors point there; ``clock`` times the retries'
+        backoff; ``transport`` replaces the network (tests: ``httpx.MockTransport``)."""
         self._url_setting = url_setting
         self._model_setting = model_setting
         base = url.strip().rstrip("/")
@@ -105,9 +111,9 @@ class OpenAIBackend:
         self._format = 0  # index into FORMATS; only ever increases
         self._guided_choice = True
         self._logprobs = True
+        self._clock = clock
+        self._transport = transport
         self._client: httpx.AsyncClient | None = None
-        self.last_prompt_tokens: int | None = None
-        """``usage.prompt_tokens`` of the last successful request, when the server reports it."""
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(url={self._safe_url!r}, model={self.model!r})"
@@ -217,7 +223,6 @@ class OpenAIBackend:
             entries = top_logprobs(data)
             if not entries:
                 raise self._unsupported()
-            self._usage(data)
             scores = label_logprobs(entries, labels)
             if scores is None:
                 seen = ", ".join(repr(tok) for tok, _ in entries[:5])
@@ -235,7 +240,7 @@ class OpenAIBackend:
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-            self._client = httpx.AsyncClient(headers=headers,
+            self._client = httpx.AsyncClient(headers=headers, transport=self._transport,
                                              timeout=httpx.Timeout(self._timeout_s))
         return self._client
 
@@ -248,7 +253,7 @@ class OpenAIBackend:
         delay = 0.0
         for attempt in range(self._max_retries + 1):
             if attempt:
-                await asyncio.sleep(delay)
+                await self._clock.sleep(delay)
             delay = min(BACKOFF_CAP_S, BACKOFF_S * 2.0 ** attempt)
             try:
                 async with asyncio.timeout(self._timeout_s):
@@ -306,7 +311,6 @@ class OpenAIBackend:
             raise BackendError(f"the VLM server at {self._safe_url} sent no text content in "
                                f"choices[0].message ({self._scrub(_preview(json.dumps(data)))})"
                                "; check the model and the server log")
-        self._usage(data)
         return content
 
     def _body(self, messages: list[dict[str, Any]], max_tokens: int,
@@ -316,11 +320,6 @@ class OpenAIBackend:
         if self.model:
             body["model"] = self.model
         return body
-
-    def _usage(self, data: dict[str, Any]) -> None:
-        usage = data.get("usage")
-        tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-        self.last_prompt_tokens = tokens if isinstance(tokens, int) else None
 
     def _downgrade(self, level: int, why: str) -> None:
         if self._format <= level:
