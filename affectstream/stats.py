@@ -12,9 +12,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import numpy as np
-
 from affectstream.clock import SYSTEM_CLOCK, Clock
+from affectstream.percentiles import percentiles
 from affectstream.stream.capture import CaptureThread
 from affectstream.types import STAGES, FrameResult
 
@@ -28,14 +27,6 @@ class _SinkStats(Protocol):
 class _Tracks(Protocol):
     @property
     def tracks(self) -> dict[int, Any]: ...
-
-
-def percentiles(values: deque[float] | list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None}
-    arr = np.asarray(values, np.float64)
-    return {"p50": round(float(np.percentile(arr, 50)), 3),
-            "p95": round(float(np.percentile(arr, 95)), 3)}
 
 
 class RunStats:

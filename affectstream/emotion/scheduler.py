@@ -295,6 +295,12 @@ class VlmScheduler:
             "total_token_ratio_mean": _mean(self._total_ratio, 3),
         }
 
+    async def idle(self) -> None:
+        """Wait until no request is queued or in flight (each finished request starts the
+        next queued one)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def close(self, wait_s: float) -> None:
         """Drop queued requests; give those in flight ``wait_s`` to finish, then cancel."""
         self._queue.clear()

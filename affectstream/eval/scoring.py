@@ -31,6 +31,7 @@ import numpy as np
 from affectstream.errors import ConfigError
 from affectstream.eval.inject import ACTIONS
 from affectstream.eval.metrics import SpottingScore, from_counts, score_spotting
+from affectstream.percentiles import percentiles
 
 Kind = Literal["micro", "macro"]
 KINDS: tuple[Kind, ...] = ("micro", "macro")
@@ -235,10 +236,8 @@ def _latency(runs: Sequence[ClipRun]) -> dict[str, float | None]:
         for p in r.preds
         if p.emitted_frame is not None
     ]
-    if not delays:  # an offline spotter emits nothing while the video plays
-        return {"p50": None, "p95": None}
-    arr = np.asarray(delays, np.float64)
-    return {"p50": _r(np.percentile(arr, 50)), "p95": _r(np.percentile(arr, 95))}
+    # an offline spotter emits nothing while the video plays: None, None
+    return percentiles(delays, digits=_DIGITS)
 
 
 def score_runs(runs: Sequence[ClipRun], iou_threshold: float = 0.5) -> dict[str, Any]:

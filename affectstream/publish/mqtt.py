@@ -30,6 +30,7 @@ import affectstream.publish.homeassistant as ha
 from affectstream.clock import SYSTEM_CLOCK, Clock
 from affectstream.config import MqttConfig
 from affectstream.errors import SinkError
+from affectstream.percentiles import percentiles
 from affectstream.publish.messages import Message
 from affectstream.urls import redact_url
 
@@ -168,12 +169,9 @@ class MqttSink:
             await self._broker.stop()
 
     def stats(self) -> dict[str, Any]:
-        lat = sorted(self.burst_latency_ms)
-        pct = {q: round(lat[min(len(lat) - 1, int(q / 100 * len(lat)))], 3) if lat else None
-               for q in (50, 95)}
         return {"queued": len(self._queue), "dropped": self.dropped,
                 "connected": self.connected, "sent": self.sent, "reconnects": self.reconnects,
-                "burst_to_broker_ms": {"p50": pct[50], "p95": pct[95]}}
+                "burst_to_broker_ms": percentiles(self.burst_latency_ms)}
 
     # -- connection task ----------------------------------------------------------------------
     async def _start_embedded(self) -> None:

@@ -98,6 +98,7 @@ def test_tracks_are_independent_and_forgotten_when_ended() -> None:
     assert [u.track_id for u in est.updates(2.5, [], [])] == [2]
 
 
+@pytest.mark.e2e  # a whole CLI run on video
 def test_run_publishes_facs_emotion_updates(tmp_path: Path, media_dir: Path,
                                             model_paths: dict[str, Path]) -> None:
     out = tmp_path / "o.jsonl"

@@ -103,6 +103,7 @@ class ToyEstimator(EmotionEstimator):
         self.closed = True
 
 
+@pytest.mark.e2e  # a whole run on video
 def test_a_registered_toy_estimator_joins_a_real_run(
         tmp_path: Path, media_dir: Path, model_paths: dict[str, Path]) -> None:
     made: list[ToyEstimator] = []

@@ -1,15 +1,18 @@
-"""VlmScheduler with the real OpenAI-compatible backend and a real local HTTP server:
-timing, coalescing, the in-flight cap, failures and backoff, answers that arrive too late."""
+"""VlmScheduler with the real OpenAI backend over the test server's API (an httpx
+MockTransport) on a clock the test moves: due times, coalescing, the in-flight cap, failures
+and backoff, answers that arrive too late. Nothing waits on real time."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
+import httpx
 import numpy as np
-from openai_server import OpenAIServer, error, hang
+from openai_server import OpenAIApi, error
 
-from affectstream.config import VlmConfig
+from affectstream.clock import ManualClock
+from affectstream.config import OpenAIVlmConfig
 from affectstream.emotion.scheduler import VlmScheduler
 from affectstream.labels import DFEW7
 from affectstream.types import EmotionUpdate, Keyframe
@@ -23,59 +26,109 @@ def _kf(track: int, t: float) -> Keyframe:
     return Keyframe(track, round(t * 30), t, "periodic", CROP)
 
 
-async def _scenario(server: OpenAIServer, cfg: VlmConfig, steps: list[dict[str, Any]],
-                    settle_s: float) -> tuple[VlmScheduler, list[EmotionUpdate]]:
-    backend = OpenAIBackend(server.url, None, timeout_s=cfg.timeout_s, max_retries=0)
-    await backend.start()
+class Gate:
+    """The test server's API behind a gate: chat answers wait until the test opens it, so
+    requests stay in flight for as long as the test wants."""
+
+    def __init__(self, api: OpenAIApi) -> None:
+        self.api = api
+        self.opened = asyncio.Event()
+        self.opened.set()
+
+    def transport(self) -> httpx.MockTransport:
+        inner = self.api.transport()
+
+        async def answer(request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/chat/completions"):
+                await self.opened.wait()
+            return inner.handle_request(request)
+
+        return httpx.MockTransport(answer)
+
+
+Scenario = Callable[[VlmScheduler, ManualClock, Gate], Awaitable[None]]
+
+
+def _run(cfg: OpenAIVlmConfig, api: OpenAIApi, scenario: Scenario
+         ) -> tuple[VlmScheduler, list[EmotionUpdate]]:
     published: list[EmotionUpdate] = []
 
     async def publish(update: EmotionUpdate) -> None:
         published.append(update)
 
-    sched = VlmScheduler(backend, cfg, DFEW7, "cam0", publish, NoCalibration(),
-                         EmotionSmoother(0.0))
-    for step in steps:
-        t = step["t"]
-        tracks = step.get("tracks", [1])
-        sched.feed(t, [_kf(tr, t) for tr in tracks], [], [], tracks, step.get("ended", []))
-        await asyncio.sleep(step.get("sleep", 0.0))
-    await asyncio.sleep(settle_s)
-    await sched.close(wait_s=5)
-    await backend.close()
-    return sched, published
+    async def main() -> VlmScheduler:
+        clock = ManualClock()
+        gate = Gate(api)
+        backend = OpenAIBackend(cfg.url, None, timeout_s=cfg.timeout_s, max_retries=0,
+                                clock=clock, transport=gate.transport())
+        await backend.start()
+        sched = VlmScheduler(backend, cfg, DFEW7, "cam0", publish, NoCalibration(),
+                             EmotionSmoother(0.0), clock=clock)
+        try:
+            await scenario(sched, clock, gate)
+            gate.opened.set()
+            await sched.idle()
+        finally:
+            await sched.close(wait_s=5)
+            await backend.close()
+        return sched
+
+    return asyncio.run(main()), published
+
+
+def _feed(sched: VlmScheduler, t: float, tracks: list[int], ended: Sequence[int] = ()) -> None:
+    sched.feed(t, [_kf(tr, t) for tr in tracks], [], [], tracks, list(ended))
+
+
+def _config(**kw: float) -> OpenAIVlmConfig:
+    return OpenAIVlmConfig(url="http://vlm.test/v1", timeout_s=5, **kw)
 
 
 def test_period_coalescing_and_in_flight_cap() -> None:
-    cfg = VlmConfig(type="openai", period_s=1.0, max_in_flight=1, timeout_s=5)
-    with OpenAIServer() as server:
-        server.script(hang(0.6))  # the first request is slow: the next ones wait in the queue
-        steps = [{"t": i / 10, "tracks": [1, 2]} for i in range(31)]
-        sched, published = asyncio.run(_scenario(server, cfg, steps, settle_s=2.0))
+    async def scenario(sched: VlmScheduler, clock: ManualClock, gate: Gate) -> None:
+        gate.opened.clear()  # the first request hangs: the next ones wait in the queue
+        for i in range(13):  # 0 … 3 s; both tracks due at 1, 2 and 3 s
+            _feed(sched, i / 4, [1, 2])
+            clock.advance(0.25)
+        stats = sched.stats()
+        assert (stats["in_flight"], stats["queued"]) == (1, 2)
+
+    sched, published = _run(_config(period_s=1.0, max_in_flight=1), OpenAIApi(), scenario)
     stats = sched.stats()
-    # due at 1, 2 and 3 s for two tracks; while the first waited, track 2's 1 s request was
-    # replaced by its 2 s one
-    assert stats["coalesced"] >= 1 and stats["failures"] == 0
-    assert stats["calls"] == len(published) == 6 - stats["coalesced"]
-    assert {u.track_id for u in published} == {1, 2}
+    # track 1's 1 s request ran; track 2's 1 s and 2 s requests and track 1's 2 s one were
+    # replaced by newer ones while they waited; the two 3 s requests ran after the first
+    assert stats["coalesced"] == 3 and stats["failures"] == 0 and stats["skipped"] == 0
+    assert stats["calls"] == len(published) == 3
+    assert [(u.track_id, u.window_end_s) for u in published] == [(1, 1.0), (1, 3.0), (2, 3.0)]
     assert all(u.source == "vlm" and set(u.probs) == set(DFEW7) for u in published)
 
 
 def test_failures_are_counted_and_back_off() -> None:
-    cfg = VlmConfig(type="openai", period_s=0.5, timeout_s=5)
-    with OpenAIServer() as server:
-        server.script(error(500, "boom"), error(500, "boom"))
-        steps = [{"t": i / 10, "sleep": 0.05} for i in range(30)]
-        sched, published = asyncio.run(_scenario(server, cfg, steps, settle_s=0.5))
+    api = OpenAIApi()
+    api.script(error(500, "boom"), error(500, "boom"))
+
+    async def scenario(sched: VlmScheduler, clock: ManualClock, gate: Gate) -> None:
+        for i in range(17):  # 0 … 4 s, due every 0.5 s; the clock moves with the stream
+            _feed(sched, i / 4, [1])
+            await sched.idle()  # each answer comes before the next frame
+            clock.advance(0.25)
+
+    sched, published = _run(_config(period_s=0.5), api, scenario)
     stats = sched.stats()
-    assert stats["failures"] >= 1 and stats["skipped"] >= 1  # backing off skips due requests
-    assert stats["calls"] == stats["failures"] + len(published)
+    # 0.5 s fails: 1 s backoff skips 1.0; 1.5 s fails: 2 s backoff skips 2.0, 2.5, 3.0;
+    # 3.5 and 4.0 s are answered
+    assert (stats["failures"], stats["skipped"], stats["calls"]) == (2, 4, 4)
+    assert [u.window_end_s for u in published] == [3.5, 4.0]
 
 
 def test_answer_for_a_track_that_ended_is_dropped() -> None:
-    cfg = VlmConfig(type="openai", period_s=1.0, timeout_s=5)
-    with OpenAIServer() as server:
-        server.script(hang(0.8))
-        steps = [{"t": i / 10} for i in range(11)]
-        steps.append({"t": 1.1, "tracks": [], "ended": [1]})
-        sched, published = asyncio.run(_scenario(server, cfg, steps, settle_s=1.5))
+    async def scenario(sched: VlmScheduler, clock: ManualClock, gate: Gate) -> None:
+        gate.opened.clear()
+        for i in range(5):  # due at 1 s; its answer hangs
+            _feed(sched, i / 4, [1])
+            clock.advance(0.25)
+        assert sched.stats()["in_flight"] == 1
+        _feed(sched, 1.25, [], ended=[1])
+
+    sched, published = _run(_config(period_s=1.0), OpenAIApi(), scenario)
     assert published == [] and sched.stats()["late"] == 1

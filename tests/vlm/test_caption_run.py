@@ -1,5 +1,5 @@
 """The caption variant (``vlm.context.motion_text: vlm | both``) in real runs: the real CLI on
-real video against the real OpenAI-compatible HTTP server (tests/vlm/openai_server.py), a
+real video against the real OpenAI-compatible HTTP server (tests/openai_server.py), a
 failing separate captioner, the tiny transformers model, and the start-up check."""
 
 from __future__ import annotations

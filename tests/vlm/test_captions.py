@@ -1,7 +1,7 @@
 """The caption variant of the motion text (the paper's stage 1; ``vlm.context.motion_text``):
 in-between frame selection, segment text for detectors / vlm / both, fallback, token
 accounting, the start-up configuration, and the captioning scheduler and OpenAI backend against
-the real local HTTP server (tests/vlm/openai_server.py)."""
+the real local HTTP server (tests/openai_server.py)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 response_format and its fallback, strict retry), API key handling, retries, backoff, timeouts,
 start() checks and logprob scoring.
 
-These talk to the test server's behaviour (tests/vlm/openai_server.py) through an
+These talk to the test server's behaviour (tests/openai_server.py) through an
 ``httpx.MockTransport`` and wait on a :class:`ManualClock`, so backoffs are checked exactly and
 nothing waits; test_openai_backend_e2e.py runs the same server over real HTTP in real time."""
 

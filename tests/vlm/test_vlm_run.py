@@ -1,5 +1,5 @@
 """The VLM stage in a real run: the real CLI on real video against a real OpenAI-compatible
-HTTP server (tests/vlm/openai_server.py), including garbage answers, errors and hangs (R3)."""
+HTTP server (tests/openai_server.py), including garbage answers, errors and hangs (R3)."""
 
 from __future__ import annotations
 
