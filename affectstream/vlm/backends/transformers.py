@@ -33,50 +33,23 @@ import copy
 import gc
 import inspect
 import math
-import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from affectstream.errors import ConfigError, ModelError
 from affectstream.vlm.backend import BackendError
+from affectstream.vlm.backends.hfload import (
+    DTYPES,
+    load_pretrained,
+    one_line,
+    resolve_device_dtype,
+)
 from affectstream.vlm.context import ImagePart, TextPart, VlmContext
 from affectstream.vlm.parsing import strict_retry_prompt
 from affectstream.vlm.prompts import SCORE_SYSTEM_SUFFIX, score_question
 
 _T = TypeVar("_T")
-
-_DTYPES = ("float32", "float16", "bfloat16")
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = next((line.strip() for line in text if line.strip()), "")
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
-def _looks_like_path(model: str) -> bool:
-    """A local path rather than a hub id (``owner/name`` or ``name``)."""
-    return (os.path.isabs(model) or model.startswith((".", "~")) or "\\" in model
-            or model.count("/") > 1 or model.endswith("/"))
-
-
-def _hub_offline() -> bool:
-    return any(os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE")
-               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def _in_hub_cache(repo_id: str) -> bool:
-    """Whether the local Hugging Face cache holds ``repo_id``'s config.json."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return True  # let transformers decide
-    try:
-        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
-    except ValueError:  # not a valid repo id
-        return False
-
 
 class TransformersBackend:
     """A VLM run in-process with transformers (see the module docstring)."""
@@ -90,9 +63,9 @@ class TransformersBackend:
         errors point there."""
         if not model or not model.strip():
             raise ConfigError(f"{setting} must name a hub id or a local model directory")
-        if dtype is not None and dtype not in (*_DTYPES, "auto"):
+        if dtype is not None and dtype not in (*DTYPES, "auto"):
             raise ConfigError(f"vlm.dtype {dtype!r} is not supported; use one of "
-                              f"{', '.join(_DTYPES)} (or leave it unset)")
+                              f"{', '.join(DTYPES)} (or leave it unset)")
         if max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
         self.model = model
@@ -129,55 +102,16 @@ class TransformersBackend:
                               "pip install 'affectstream[vlm]'") from exc
         await asyncio.to_thread(self._load, torch, transformers)
 
-    def _resolve_device_dtype(self, torch: Any) -> tuple[str, Any]:
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            torch.empty(0, device=device)
-        except (RuntimeError, ValueError, AssertionError) as exc:
-            raise ConfigError(f"vlm.device {device!r} is not usable here ({_one_line(exc)}); "
-                              "use cpu, cuda or cuda:N") from exc
-        name = self.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
-        return device, getattr(torch, name)
-
     def _load(self, torch: Any, transformers: Any) -> None:
-        device, dtype = self._resolve_device_dtype(torch)
-        model = self.model
-        local = Path(model).expanduser()
-        if local.is_dir():
-            source, local_only = str(local), True
-        elif _looks_like_path(model):
-            raise ModelError(f"VLM model directory {model} does not exist; pass a model "
-                             f"directory or a hub id as {self.setting}")
-        else:
-            source, local_only = model, self.local_files_only is True or (
-                self.local_files_only is None and _hub_offline())
-            if local_only and not _in_hub_cache(model):  # fail fast, without any retries
-                raise self._load_error(FileNotFoundError(model), local_dir=False)
-        kwargs: dict[str, Any] = {"local_files_only": local_only}
-        major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
-        dtype_kw = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+        device, dtype = resolve_device_dtype(torch, self.device, self.dtype)
         with self._lock:
-            try:
-                processor = transformers.AutoProcessor.from_pretrained(source, **kwargs)
-                net = transformers.AutoModelForImageTextToText.from_pretrained(
-                    source, **{dtype_kw: dtype}, **kwargs)
-            except ImportError as exc:
-                if "torchvision" in str(exc).lower():
-                    raise ConfigError(
-                        f"the processor of VLM model {model} needs torchvision; pip install "
-                        "the torchvision release that matches your torch") from exc
-                raise ConfigError(f"VLM model {model} needs a missing package "
-                                  f"({_one_line(exc)}); install it") from exc
-            except (OSError, ValueError) as exc:
-                raise self._load_error(exc, local_dir=local.is_dir()) from exc
-            except Exception as exc:  # a broken or incompatible checkpoint
-                raise ModelError(f"VLM model {model} cannot be loaded ({_one_line(exc)}); "
-                                 f"set {self.setting} to another") from exc
+            processor, net = load_pretrained(transformers, self.model, self.setting, dtype,
+                                             self.local_files_only)
             try:
                 net = net.to(device).eval()
             except RuntimeError as exc:  # out of memory, mostly
-                raise ModelError(f"VLM model {model} cannot be moved to {device} "
-                                 f"({_one_line(exc)}); use a smaller model, another "
+                raise ModelError(f"VLM model {self.model} cannot be moved to {device} "
+                                 f"({one_line(exc)}); use a smaller model, another "
                                  "vlm.device or vlm.dtype") from exc
             self._torch = torch
             self._processor = processor
@@ -187,25 +121,6 @@ class TransformersBackend:
             self._cache_kw = "cache" if "cache" in params else "past_key_values"
             self._logits_to_keep = "logits_to_keep" in params
             self._model = net
-
-    def _load_error(self, exc: BaseException, *, local_dir: bool) -> ModelError:
-        model = self.model
-        if local_dir:
-            return ModelError(f"VLM model directory {model} cannot be loaded as an "
-                              f"image-text-to-text model ({_one_line(exc)}); pass a complete "
-                              f"model directory as {self.setting}")
-        kind = type(exc).__name__
-        if kind in ("RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError"):
-            return ModelError(f"VLM model {model} is not on the hub or not accessible "
-                              f"({_one_line(exc)}); check the id or set {self.setting} to a "
-                              "local directory")
-        if "Unrecognized" in str(exc) or "does not recognize" in str(exc):
-            return ModelError(f"VLM model {model} is not an image-text-to-text model this "
-                              f"transformers can load ({_one_line(exc)}); set {self.setting} "
-                              "to another")
-        return ModelError(f"VLM model {model} not found locally and the hub is unreachable; "
-                          "download it on a machine with network access (huggingface-cli "
-                          f"download {model}) and set {self.setting} to its directory")
 
     async def close(self) -> None:
         if self._model is not None:
@@ -284,7 +199,7 @@ class TransformersBackend:
         except BackendError:
             raise
         except Exception as exc:
-            raise BackendError(f"transformers prompt failed: {_one_line(exc)}") from exc
+            raise BackendError(f"transformers prompt failed: {one_line(exc)}") from exc
 
     def _ids(self, text: str) -> list[int]:
         with self._prep:
@@ -324,7 +239,7 @@ class TransformersBackend:
                 except BackendError:
                     raise
                 except Exception as exc:
-                    raise BackendError(f"transformers {what} failed: {_one_line(exc)}") from exc
+                    raise BackendError(f"transformers {what} failed: {one_line(exc)}") from exc
         return await asyncio.to_thread(locked)
 
     async def generate(self, context: VlmContext, *, strict: bool = False) -> str:
