@@ -87,7 +87,7 @@ def parse_emotion(text: str, labels: Sequence[str]) -> ParsedEmotion:
         label = bare_label(body, names)
         if label is None:
             raise OutputError(f"the VLM answer has no JSON object and names no label of "
-                              f"{', '.join(names)}: {_preview(body)}")
+                              f"{', '.join(names)}: {preview(body)}")
         repairs.append(f"bare label word {body!r}")
         obj = {"label": label}
     return _validate(obj, names, repairs, body)
@@ -176,7 +176,7 @@ def _validate(obj: dict[str, Any], labels: tuple[str, ...], repairs: list[str],
     if probs is None:
         if label is None:
             raise OutputError(f"the VLM answer names no label of {', '.join(labels)} and has no "
-                              f"usable probs: {_preview(body)}")
+                              f"usable probs: {preview(body)}")
         mass = max(1.0 if confidence is None else confidence, 1.0 / len(labels))
         rest = (1.0 - mass) / (len(labels) - 1) if len(labels) > 1 else 0.0
         probs = {name: mass if name == label else rest for name in labels}
@@ -308,6 +308,7 @@ def _check_labels(labels: Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def _preview(text: str, n: int = 120) -> str:
+def preview(text: str, n: int = 120) -> str:
+    """``text`` on one line, cut to ``n`` characters (for error messages)."""
     flat = " ".join(text.split())
     return repr(flat if len(flat) <= n else flat[:n] + "…")

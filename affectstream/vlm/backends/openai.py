@@ -47,7 +47,7 @@ from affectstream.urls import redact_url
 from affectstream.vlm.backend import BackendError, ScoringUnsupported
 from affectstream.vlm.context import ImagePart, Part, TextPart, VlmContext
 from affectstream.vlm.logprobs import TOP_LOGPROBS, label_logprobs, top_logprobs
-from affectstream.vlm.parsing import json_schema, strict_retry_prompt
+from affectstream.vlm.parsing import json_schema, preview, strict_retry_prompt
 from affectstream.vlm.prompts import SCORE_SYSTEM_SUFFIX, score_question
 
 log = logging.getLogger(__name__)
@@ -309,7 +309,7 @@ class OpenAIBackend:
             content = None
         if not isinstance(content, str):
             raise BackendError(f"the VLM server at {self._safe_url} sent no text content in "
-                               f"choices[0].message ({self._scrub(_preview(json.dumps(data)))})"
+                               f"choices[0].message ({self._scrub(preview(json.dumps(data)))})"
                                "; check the model and the server log")
         return content
 
@@ -352,7 +352,7 @@ class OpenAIBackend:
             msg = msg or data.get("message") or data.get("detail")
             if msg:
                 text = msg if isinstance(msg, str) else json.dumps(msg)
-        return _preview(self._scrub(text), n) if text.strip() else "empty body"
+        return preview(self._scrub(text), n) if text.strip() else "empty body"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -394,8 +394,3 @@ def _retry_after(resp: httpx.Response) -> float | None:
     except ValueError:
         return None
     return wait if 0.0 <= wait <= RETRY_AFTER_MAX_S else None
-
-
-def _preview(text: str, n: int = 160) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= n else flat[:n] + "…"
