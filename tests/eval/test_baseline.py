@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import cv2
 import numpy as np
 import pytest
@@ -224,11 +222,9 @@ def test_bad_arguments_raise_config_error(short_seq: list[np.ndarray]) -> None:
         spot_baseline([short_seq[0], np.zeros((5, 5), np.uint8)] * 20, FPS)
 
 
-@pytest.mark.e2e
-def test_runs_fast_on_700_frames() -> None:
+def test_a_long_noise_clip_gives_well_formed_intervals() -> None:
+    # Its speed is a benchmark figure (eval spotting), not a timed assertion.
     rng = np.random.default_rng(1)
     crops = [rng.integers(0, 256, (SIDE, SIDE), dtype=np.uint8) for _ in range(700)]
-    t0 = time.perf_counter()
-    spot_baseline(crops, FPS)
-    # The budget is < 2 s; typically ~0.2 s, the slack keeps loaded CI machines green.
-    assert time.perf_counter() - t0 < 2.0
+    for onset, apex, offset, kind in spot_baseline(crops, FPS):
+        assert 0 <= onset <= apex <= offset < 700 and kind in ("micro", "macro")
