@@ -37,7 +37,7 @@ from affectstream.eval.benchclips import (
     ClipSpec,
     Source,
 )
-from affectstream.eval.democlip import DemoScene, open_writer, still_landmarks
+from affectstream.eval.democlip import DemoScene, astronaut, open_writer, still_landmarks
 from affectstream.eval.inject import (
     ACTIONS,
     InjectedExpression,
@@ -178,8 +178,8 @@ def track_landmarks(path: Path, detector_path: Path, landmarker_path: Path,
                 found.append(None)
                 continue
             areas = (dets.xyxy[:, 2] - dets.xyxy[:, 0]) * (dets.xyxy[:, 3] - dets.xyxy[:, 1])
-            box = tuple(float(v) for v in dets.xyxy[int(np.argmax(areas))])
-            lm = landmarker.detect(frame, box, i / fps)  # type: ignore[arg-type]
+            x0, y0, x1, y1 = (float(v) for v in dets.xyxy[int(np.argmax(areas))])
+            lm = landmarker.detect(frame, (x0, y0, x1, y1), i / fps)
             found.append(None if lm is None else lm.landmarks[:, :2].copy())
     finally:
         landmarker.close()
@@ -187,7 +187,8 @@ def track_landmarks(path: Path, detector_path: Path, landmarker_path: Path,
     if not usable.any():
         raise SourceError(f"no face found in {path}; the benchmark needs a face in every clip")
     have = np.flatnonzero(usable)
-    filled = np.stack([found[int(have[np.argmin(np.abs(have - i))])]  # type: ignore[misc]
+    kept = [f for f in found if f is not None]  # in frame order, as ``have``
+    filled = np.stack([kept[int(np.argmin(np.abs(have - i)))]
                        for i in range(len(found))]).astype(np.float32)
     smooth = cv2.GaussianBlur(filled.reshape(len(found), -1), (1, 5), 0, sigmaY=1.0)
     return smooth.reshape(filled.shape).astype(np.float32), usable
@@ -227,11 +228,9 @@ def render_real(spec: ClipSpec, src: Path, out: Path, landmarks: Landmarks,
 
 def render_still(spec: ClipSpec, out: Path, landmarker_path: Path) -> dict[str, Any]:
     """The astronaut photo moved like a head (the demo clip's scene), with its own seed."""
-    from skimage import data
-
     fps, size = 30.0, (640, 360)
     frames = round(spec.seconds * fps)
-    still = np.ascontiguousarray(data.astronaut(), dtype=np.uint8)  # type: ignore[no-untyped-call]
+    still = astronaut()
     lm = still_landmarks(still, landmarker_path)
     truth = () if spec.control else schedule(frames, fps, spec.seed)
     scene = DemoScene(still, lm, truth, frames=frames, fps=fps, size=size, seed=spec.seed)

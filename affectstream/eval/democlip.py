@@ -278,6 +278,14 @@ def _write_sidecar(clip: DemoClip, seed: int, iod_px: float) -> None:
     _sidecar(clip.path).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
 
+def astronaut() -> Image:
+    """scikit-image's astronaut photo, the demo's face: 512×512×3 uint8 RGB."""
+    from skimage import data  # imported here: loading the photo is only needed for a build
+
+    # skimage ships no type hints
+    return np.ascontiguousarray(data.astronaut(), dtype=np.uint8)  # type: ignore[no-untyped-call]
+
+
 def build_demo_clip(
     path: Path,
     landmarker_model: Path,
@@ -288,14 +296,11 @@ def build_demo_clip(
     seed: int = 0,
 ) -> DemoClip:
     """Render the demo clip to ``path`` (mp4v) and its truth to ``path.with_suffix('.json')``."""
-    from skimage import data  # imported here: loading the photo is only needed for a build
-
     path = Path(path)
     frames = round(seconds * fps)
     if frames < 2 or size[0] < 64 or size[1] < 64:
         raise ConfigError(f"clip of {frames} frames at {size} is too small; use ≥2 frames, ≥64 px")
-    # skimage ships no type hints; the photo is a 512×512×3 uint8 RGB array.
-    still = np.ascontiguousarray(data.astronaut(), dtype=np.uint8)  # type: ignore[no-untyped-call]
+    still = astronaut()
     landmarks = still_landmarks(still, landmarker_model)
     truth = default_schedule(seconds, fps, seed)
     scene = DemoScene(still, landmarks, truth, frames=frames, fps=fps, size=size, seed=seed)
