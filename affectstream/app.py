@@ -58,8 +58,9 @@ class RunSummary:
 
 
 def resolve_models(cfg: Config) -> dict[str, Path]:
-    paths = {"face-centerface": models.resolve_from_config(
-        "face-centerface", cfg.models, cfg.detector.model_path)}
+    detector = cfg.detector.registry_model
+    paths = {detector: models.resolve_from_config(detector, cfg.models,
+                                                  cfg.detector.model_path)}
     if cfg.landmarks.enabled:
         paths["face-landmarker"] = models.resolve_from_config(
             "face-landmarker", cfg.models, cfg.landmarks.model_path)

@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias
 
 import yaml
 from pydantic import (
@@ -69,6 +69,9 @@ class SourceConfig(_Section):
 
 
 class CenterFaceConfig(_Section):
+    registry_model: ClassVar[str] = "face-centerface"
+    """The model registry's name of this detector's model (used when model_path is unset)."""
+
     type: Literal["centerface"] = Field("centerface", description="Face detector backend.")
     model_path: Path | None = Field(None, description="Path to centerface.onnx; None uses the model registry.")
     input_width: int = Field(320, ge=32, description="Detector input width in pixels (rounded up to a multiple of 32).")

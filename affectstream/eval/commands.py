@@ -41,7 +41,9 @@ def _clips(args: argparse.Namespace, cfg: Config, model_paths: dict[str, Path],
             def step(label: str, done: int, total: int) -> None:
                 bar.update(task, description=label, completed=done, total=total)
 
-            bench = benchset.build(home, model_paths["face-centerface"],
+            # the set's truth is tracked with CenterFace, whatever detector the run uses
+            centerface = models.resolve_from_config("face-centerface", cfg.models)
+            bench = benchset.build(home, centerface,
                                    model_paths["face-landmarker"], media=args.media,
                                    progress=step)
     if bench.missing:

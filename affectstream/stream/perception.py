@@ -101,7 +101,8 @@ class Perception:
         self._fps = fps if fps > 0 else 30.0
         self._run_id = run_id
         self._landmarker_path = model_paths.get("face-landmarker")
-        self._detector = make_detector(cfg.detector, model_paths["face-centerface"])
+        self._detector = make_detector(cfg.detector,
+                                       model_paths[cfg.detector.registry_model])
         tracker_cfg = cfg.tracker
         if still_image:  # a single frame can never confirm a track over several detections
             tracker_cfg = tracker_cfg.model_copy(update={"min_hits": 1})
