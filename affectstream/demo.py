@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from affectstream import app
+from affectstream import app, prepare
 from affectstream.config import Config
 from affectstream.eval.democlip import DemoClip, load_demo_truth
 from affectstream.eval.metrics import interval_iou, score_spotting
@@ -73,10 +73,10 @@ def summarize(clip: DemoClip, bursts: list[Burst]) -> tuple[Table, str]:
 
 def run_demo(cfg: Config) -> int:
     console = Console(file=sys.stderr)
-    model_paths = app.resolve_models(cfg)
+    model_paths = prepare.resolve_models(cfg)
     console.print("[dim]preparing the demo clip (built once from scikit-image's astronaut "
                   "photo)…[/dim]")
-    clip = load_demo_truth(app.demo_clip_path(cfg, model_paths["face-landmarker"]))
+    clip = load_demo_truth(prepare.demo_clip_path(cfg, model_paths["face-landmarker"]))
     console.print(f"demo clip: {clip.path} ({clip.frames} frames at {clip.fps:g} fps, "
                   f"{len(clip.truth)} injected expressions)")
     view = _LiveView(console)

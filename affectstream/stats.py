@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from affectstream.clock import SYSTEM_CLOCK, Clock
 from affectstream.percentiles import percentiles
-from affectstream.stream.capture import CaptureThread
+from affectstream.stream.capture import CaptureStats, CaptureThread
 from affectstream.types import STAGES, FrameResult
 
 _WINDOW = 600
@@ -30,13 +30,17 @@ class _Tracks(Protocol):
 
 
 class RunStats:
-    def __init__(self, camera: str, capture: CaptureThread, sinks: _SinkStats,
-                 perception: _Tracks, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, camera: str, capture: CaptureThread | None, sinks: _SinkStats,
+                 perception: _Tracks | None, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        """``capture`` and ``perception`` are None while the camera is still being opened
+        (:meth:`attach` them once it is)."""
         self.camera = camera
         self._clock = clock
         self._capture = capture
         self._sinks = sinks
         self._perception = perception
+        self.open_failures = 0
+        """Failed attempts to open the camera (a camera of several is retried until it opens)."""
         self._lock = threading.Lock()
         self._start = clock.monotonic()
         self._frames = 0
@@ -86,8 +90,11 @@ class RunStats:
         minutes = min(60.0, max(now - self._start, 1.0)) / 60.0
         return round(len(self._burst_times) / minutes, 2)
 
+    def attach(self, capture: CaptureThread, perception: _Tracks) -> None:
+        self._capture, self._perception = capture, perception
+
     def payload(self) -> dict[str, Any]:
-        cap = self._capture.stats
+        cap = self._capture.stats if self._capture is not None else CaptureStats()
         with self._lock:
             stages = {s: percentiles(v) for s, v in self._stage_ms.items()}
             stages["end_to_end"] = percentiles(self._latency_ms)
@@ -99,7 +106,9 @@ class RunStats:
                 "fps": self._fps(),
                 "reconnects": cap.reconnects,
                 "stalls": cap.stalls,
-                "tracks": len(self._perception.tracks),
+                "tracks": len(self._perception.tracks) if self._perception is not None else 0,
+                "state": "running" if self._capture is not None else "opening",
+                "open_failures": self.open_failures,
                 "bursts": self._bursts,
                 "bursts_per_min": self._bursts_per_min(),
                 "primary": self.primary,

@@ -63,8 +63,8 @@ def _clips(args: argparse.Namespace, cfg: Config, model_paths: dict[str, Path],
 def eval_spotting(args: argparse.Namespace, cfg: Config) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from affectstream.app import resolve_models
     from affectstream.eval.spotbench import evaluate, table
+    from affectstream.prepare import resolve_models
 
     console = Console(file=sys.stderr)
     if not cfg.landmarks.enabled:

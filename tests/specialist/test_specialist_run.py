@@ -12,7 +12,7 @@ import pytest
 from cli_helpers import cli, read_jsonl
 from schemas import schema_errors
 
-from affectstream.app import resolve_models
+from affectstream.prepare import resolve_models
 from affectstream.config import Config, SourceConfig, SpecialistConfig
 from affectstream.labels import DFEW7
 from affectstream.stream.perception import Perception
