@@ -23,7 +23,6 @@ import yaml
 
 from affectstream import cli
 from affectstream.config import build_config, load_config, load_raw, merge_dicts
-from affectstream.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"
@@ -34,9 +33,6 @@ CONFIG_TARGET = "/config/affectstream.yaml"  # where the image's CMD reads its c
 WORKERS = ("affectstream-a", "affectstream-b")
 CAMERA_ID = re.compile(r"^[A-Za-z0-9_-]+$")  # Config.camera_id's pattern
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# Remove once Config accepts `cameras:` (DESIGN §4): strict, so the test fails as soon as it does.
-CAMERAS_XFAIL = pytest.mark.xfail(
-    raises=ConfigError, strict=True, reason="cameras: lands with the multi-camera runner")
 
 
 # --- reading the files ------------------------------------------------------------------------
@@ -201,13 +197,14 @@ def test_worker_config_validates_outside_cameras(
         assert config.camera_id == camera["id"]
 
 
-@CAMERAS_XFAIL
 @pytest.mark.parametrize("worker", WORKERS)
 def test_worker_config_loads(worker: str, monkeypatch: pytest.MonkeyPatch) -> None:
     service = _service(worker, COMPOSE)
     path = _worker_config(service)
     _env_for(service, path, monkeypatch)
-    load_config(path, cli._overrides(_parse_worker_args(service)))
+    cfg = load_config(path, cli._overrides(_parse_worker_args(service)))
+    cameras = [c["id"] for c in _yaml(path)["cameras"]]
+    assert [c.camera_id for c in cfg.camera_configs()] == cameras  # one run, every camera
 
 
 def test_workers_share_one_broker_and_prefix_with_distinct_camera_ids(
