@@ -94,9 +94,10 @@ class Runner:
         patient = bool(self.cfg.cameras)
         loop = asyncio.get_running_loop()
         stops = _Stops(loop, self.cfg.max_seconds)
+        shared: dict[str, Any] = {}  # e.g. one VLM backend for the cameras that use it
         runs = [CameraRun(cam, fanout, self._registry, patient=patient,
                           on_result=self._on_result, keep_bursts=self._keep_bursts,
-                          on_running=stops.install)
+                          on_running=stops.install, shared=shared)
                 for cam, fanout in zip(cameras, _fanouts(self.cfg, cameras), strict=True)]
         def stop_all() -> None:
             for r in runs:

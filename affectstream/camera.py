@@ -116,7 +116,9 @@ class CameraRun:
 
     def __init__(self, cfg: Config, fanout: Fanout, registry: EstimatorRegistry, *,
                  patient: bool, on_result: ResultHook | None = None, keep_bursts: bool = False,
-                 on_running: Callable[[], None] | None = None) -> None:
+                 on_running: Callable[[], None] | None = None,
+                 shared: dict[str, Any] | None = None) -> None:
+        """``shared``: the run's resources shared by every camera (see EstimatorSetup)."""
         self.cfg = cfg
         self._fanout = fanout
         self._registry = registry
@@ -124,6 +126,7 @@ class CameraRun:
         self._on_result = on_result
         self._keep_bursts = keep_bursts
         self._on_running = on_running
+        self._shared = shared if shared is not None else {}
         self.summary = RunSummary()
         self._labels = LABEL_SETS[cfg.vlm.labels]
         self._estimators: list[EmotionEstimator] = []
@@ -239,7 +242,7 @@ class CameraRun:
             stack.callback(perception.close)
             specialist = perception.specialist.name if perception.specialist else None
             self._estimators = self._registry.create(
-                EstimatorSetup(cfg, self._labels, self._emit, specialist))
+                EstimatorSetup(cfg, self._labels, self._emit, specialist, shared=self._shared))
             for estimator in self._estimators:  # an unusable VLM fails before any publishing
                 stack.push_async_callback(estimator.close)
                 await estimator.start()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from affectstream.clock import SYSTEM_CLOCK, Clock
@@ -37,6 +37,9 @@ class EstimatorSetup:
     specialist: str | None = None
     """The name of the expression classifier perception runs on each face (None: none)."""
     clock: Clock = SYSTEM_CLOCK
+    shared: dict[str, Any] = field(default_factory=dict)
+    """Resources shared by every camera of the run, by name (e.g. one VLM backend per VLM
+    config): the same mapping for all of them."""
 
 
 class EmotionEstimator(ABC):

@@ -31,6 +31,7 @@ import numpy as np
 from affectstream.clock import SYSTEM_CLOCK, Clock
 from affectstream.config import VlmModelConfig
 from affectstream.emotion.base import Emit, UpdateClock
+from affectstream.emotion.slots import FairSlots
 from affectstream.errors import AffectStreamError
 from affectstream.labels import valence_arousal
 from affectstream.percentiles import percentiles
@@ -86,10 +87,12 @@ class VlmScheduler:
     def __init__(self, backend: VlmBackend, cfg: VlmModelConfig, labels: Sequence[str], camera: str,
                  publish: Emit, calibrator: Calibrator, smoother: EmotionSmoother, *,
                  captioner: VlmBackend | None = None, keyframe_fps: float = 2.0,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, slots: FairSlots | None = None) -> None:
         """``captioner`` captions in-between frames (default: ``backend``); ``keyframe_fps``
         is the rate at which perception keeps periodic keyframes (``keyframes.periodic_fps``),
-        which sizes the per-track mirrors; ``clock`` times backoffs and latencies."""
+        which sizes the per-track mirrors; ``clock`` times backoffs and latencies; ``slots`` caps
+        the requests in flight together with other cameras' schedulers (default: this
+        scheduler's own ``max_in_flight``)."""
         self._backend = backend
         self._captioner = captioner if captioner is not None else backend
         self._cfg = cfg
@@ -105,6 +108,7 @@ class VlmScheduler:
         self._tracks: dict[int, _Track] = {}
         self._queue: dict[int, _Job] = {}  # insertion-ordered; one entry per track
         self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = slots if slots is not None else FairSlots(cfg.max_in_flight)
         self._backoff_until = 0.0
         self._failures_in_row = 0
         self.calls = self.failures = self.coalesced = self.skipped = self.late = 0
@@ -157,7 +161,7 @@ class VlmScheduler:
         self._queue[track_id] = job
 
     def _pump(self) -> None:
-        while self._queue and len(self._tasks) < self._cfg.max_in_flight:
+        while self._queue and self._slots.acquire(self._pump):
             track_id = next(iter(self._queue))
             job = self._queue.pop(track_id)
             task = asyncio.create_task(self._request(job), name=f"vlm track {track_id}")
@@ -168,6 +172,7 @@ class VlmScheduler:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("VLM request crashed: %r", task.exception())
+        self._slots.release()  # may pump another camera's scheduler first: its turn
         self._pump()
 
     # -- requests ---------------------------------------------------------------------------------
@@ -304,6 +309,7 @@ class VlmScheduler:
     async def close(self, wait_s: float) -> None:
         """Drop queued requests; give those in flight ``wait_s`` to finish, then cancel."""
         self._queue.clear()
+        self._slots.leave(self._pump)
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=wait_s)
             for task in pending:

@@ -14,6 +14,7 @@ from openai_server import OpenAIApi, error
 from affectstream.clock import ManualClock
 from affectstream.config import OpenAIVlmConfig
 from affectstream.emotion.scheduler import VlmScheduler
+from affectstream.emotion.slots import FairSlots
 from affectstream.labels import DFEW7
 from affectstream.types import EmotionUpdate, Keyframe
 from affectstream.vlm.backends.openai import OpenAIBackend
@@ -132,3 +133,41 @@ def test_answer_for_a_track_that_ended_is_dropped() -> None:
 
     sched, published = _run(_config(period_s=1.0), OpenAIApi(), scenario)
     assert published == [] and sched.stats()["late"] == 1
+
+
+def test_cameras_sharing_slots_take_turns() -> None:
+    """Two cameras' schedulers under one cap of 1: the quiet camera's request is not kept
+    waiting behind every request of the busy one."""
+    published: list[tuple[str, int]] = []
+    api = OpenAIApi()
+
+    async def main() -> None:
+        clock, gate = ManualClock(), Gate(api)
+        gate.opened.clear()
+        backend = OpenAIBackend("http://vlm.test/v1", None, timeout_s=5, max_retries=0,
+                                clock=clock, transport=gate.transport())
+        await backend.start()
+        slots = FairSlots(1)
+
+        def scheduler(camera: str) -> VlmScheduler:
+            async def publish(update: EmotionUpdate) -> None:
+                published.append((update.camera, update.track_id))
+
+            return VlmScheduler(backend, _config(period_s=1.0), DFEW7, camera, publish,
+                                NoCalibration(), EmotionSmoother(0.0), clock=clock, slots=slots)
+
+        busy, quiet = scheduler("busy"), scheduler("quiet")
+        for t in (0.0, 0.5, 1.0):
+            _feed(busy, t, [1, 2, 3])
+            _feed(quiet, t, [9])
+        assert (slots.used, busy.stats()["queued"], quiet.stats()["queued"]) == (1, 2, 1)
+        gate.opened.set()
+        for sched in (busy, quiet, busy, quiet):
+            await sched.idle()
+        for sched in (busy, quiet):
+            await sched.close(wait_s=5)
+        await backend.close()
+
+    asyncio.run(main())
+    # busy's first request ran, its second was already in line; quiet's came next, not last
+    assert published == [("busy", 1), ("busy", 2), ("quiet", 9), ("busy", 3)]
