@@ -207,6 +207,10 @@ def _models(model: type[BaseModel] = Config) -> Iterator[type[BaseModel]]:
         for info in m.model_fields.values():
             for _, member in _members(info):
                 yield from walk(member)
+            if get_origin(info.annotation) is list:  # cameras: a list of sections
+                (item,) = get_args(info.annotation)
+                if isinstance(item, type) and issubclass(item, BaseModel):
+                    yield from walk(item)
 
     yield from walk(model)
 

@@ -12,9 +12,9 @@ import pytest
 from cli_helpers import cli, read_jsonl
 from schemas import schema_errors
 
-from affectstream.prepare import resolve_models
 from affectstream.config import Config, SourceConfig, SpecialistConfig
 from affectstream.labels import DFEW7
+from affectstream.prepare import resolve_models
 from affectstream.stream.perception import Perception
 from affectstream.stream.sources import open_source
 
