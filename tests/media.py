@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,16 @@ SHA256 = {
 }
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "media"
 PIP_TIMEOUT_S = 600
+
+
+def corrupt_copy(src: Path, dst: Path, start: float = 0.4, end: float = 0.6) -> Path:
+    """``src`` with the bytes between fractions ``start`` and ``end`` of its size replaced by
+    (seeded) random bytes: the container's index survives, the frames stored there do not."""
+    data = bytearray(src.read_bytes())
+    a, b = int(len(data) * start), int(len(data) * end)
+    data[a:b] = random.Random(10).randbytes(b - a)
+    dst.write_bytes(bytes(data))
+    return dst
 
 
 def default_cache() -> Path:

@@ -79,3 +79,15 @@ def test_bursts_per_minute_over_the_last_minute(stats: RunStats, clock: ManualCl
     out = stats.payload()
     assert out["bursts_per_min"] == 1.0 and out["bursts"] == 6  # older ones left the minute
     assert out["publish_ms"]["p50"] == pytest.approx(10.0)
+
+
+class _FlakyCamera(_Camera):
+    """A source that reports health counters (SourceHealth), as files and streams do."""
+
+    reconnects, stalls, errors = 2, 3, 17
+
+
+def test_source_errors_reconnects_and_stalls_are_reported(clock: ManualClock) -> None:
+    out = RunStats("cam0", CaptureThread(_FlakyCamera(), queue_size=2), _Sinks(), _Perception(),
+                   clock=clock).payload()
+    assert (out["errors"], out["reconnects"], out["stalls"]) == (17, 2, 3)

@@ -8,6 +8,7 @@ the problem and the fix; descriptions and messages never contain stream credenti
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -44,6 +45,12 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".
 NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https", "rtmp", "rtmps", "srt", "udp"})
 # FFmpeg's tty demuxer "plays" text files (.txt, .nfo, .asc) as rendered ANSI art.
 _TEXT_CODECS = frozenset({b"ansi"})
+# OpenCV's read() fails once per packet it cannot decode and carries on after it, so a run of
+# failures is either corrupt data or the end of the file. Where the container does not say how
+# many frames it holds, this many failures in a row (10 s at 30 fps) are taken as the end.
+MAX_UNDECODABLE_RUN = 300
+
+log = logging.getLogger(__name__)
 
 
 class VideoSource(Protocol):
@@ -112,8 +119,11 @@ class FileSource:
     """A video file, or a still image (one frame at ``image_fps``), optionally looped.
 
     Frame indices and ``pts_s`` keep increasing across loops (each pass is offset by the clip
-    duration), so downstream stages see one continuous stream.
+    duration), so downstream stages see one continuous stream. Frames that fail to decode
+    (corrupt data) are skipped and counted in ``errors``; the frames after them are still read.
     """
+
+    reconnects = stalls = 0  # never, for a file; part of SourceHealth beside ``errors``
 
     def __init__(self, path: str | Path, *, loop: bool = False, image_fps: float = 1.0) -> None:
         if image_fps <= 0:
@@ -127,6 +137,10 @@ class FileSource:
         self._still: Image | None = None
         self._pending: tuple[Image, float] | None = None
         self._opened = False
+        self._reads = 0
+        self._frame_count = 0
+        self.errors = 0
+        """Frames skipped because they could not be decoded."""
         self._rewind()
 
     def open(self) -> None:
@@ -154,6 +168,13 @@ class FileSource:
                               f"(ffmpeg -i {self.path.name} out.mp4) or check the file")
         self._cap, self._pending = cap, first
         self.fps = nominal_fps(cap)
+
+    def _use(self, cap: cv2.VideoCapture) -> cv2.VideoCapture:
+        """Start counting reads against the frame count of a freshly opened capture."""
+        self._reads = 0
+        count = float(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self._frame_count = int(count) if math.isfinite(count) and count > 0 else 0
+        return cap
 
     @property
     def is_still(self) -> bool:
@@ -198,6 +219,9 @@ class FileSource:
                               "image file")
         if not os.access(self.path, os.R_OK):
             raise SourceError(f"cannot read {self.path} (permission denied); check its permissions")
+        if self.path.stat().st_size == 0:
+            raise SourceError(f"video file {self.path} is empty (0 bytes); check that it was "
+                              "fully written or copied")
 
     def _unreadable(self) -> SourceError:
         return SourceError(f"{self.path} is not a readable video or image (OpenCV could not "
@@ -219,20 +243,38 @@ class FileSource:
             return None
         fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
         if cap.isOpened() and fourcc.to_bytes(4, "little") not in _TEXT_CODECS:
-            return cap
+            return self._use(cap)
         cap.release()
         return None
 
     def _decode(self, cap: cv2.VideoCapture) -> tuple[Image, float] | None:
-        try:
-            ok, image = cap.read()
-        except cv2.error as exc:
-            raise SourceError(f"decoding {self.path} failed inside OpenCV; re-encode it with "
-                              "ffmpeg or check the file") from exc
-        if not ok or image is None:
-            return None
+        """The next decodable frame, skipping corrupt ones; None at the end of the file."""
+        failed = 0
+        while True:
+            try:
+                ok, image = cap.read()
+            except cv2.error as exc:
+                raise SourceError(f"decoding {self.path} failed inside OpenCV; re-encode it "
+                                  "with ffmpeg or check the file") from exc
+            self._reads += 1
+            if ok and image is not None:
+                break
+            failed += 1
+            if self._ended(failed):
+                return None
+        if failed:
+            # Failures followed by a frame were corrupt data, not the end of the file.
+            self.errors += failed
+            log.warning("skipped %d undecodable frame(s) in %s", failed, self.path)
         # POS_MSEC after read() is the timestamp of the frame just decoded.
         return as_image(image), float(cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+
+    def _ended(self, failed: int) -> bool:
+        """Whether ``failed`` reads in a row mean the end of the file rather than corruption."""
+        # Every read, failed or not, takes one frame of the container's count: once they are
+        # all read, a failure is the end (no wasted retries at the end of every normal file).
+        spent = 0 < self._frame_count <= self._reads
+        return spent or failed >= MAX_UNDECODABLE_RUN
 
     def _next_decoded(self) -> tuple[Image, float] | None:
         if self._pending is not None:

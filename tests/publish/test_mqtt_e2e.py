@@ -133,6 +133,7 @@ def test_sigkill_leaves_the_last_will(tmp_path: Path, media_dir: Path,
         == b"offline"
 
 
+@pytest.mark.faults  # R2: also part of the fault suite (tests/faults)
 def test_broker_outage_mid_run_loses_no_qos1_message(
         tmp_path: Path, media_dir: Path, model_paths: dict[str, Path],
         mosquitto_factory: MosquittoFactory) -> None:

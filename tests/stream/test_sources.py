@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from media import corrupt_copy
 
 from affectstream.config import SourceConfig
 from affectstream.errors import SourceError
@@ -174,12 +175,59 @@ def test_text_file_is_not_a_video(tmp_path: Path, name: str) -> None:
     assert "ffmpeg" in message
 
 
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.mp4"
+    path.write_bytes(b"")
+    assert open_error(FileSource(path)) == (f"video file {path} is empty (0 bytes); check that "
+                                            "it was fully written or copied")
+
+
 def test_video_without_frames(tmp_path: Path) -> None:
     path = tmp_path / "empty.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (64, 48))
     writer.release()  # a valid container holding zero frames
     assert path.stat().st_size > 0
     assert "no decodable video frames" in open_error(FileSource(path))
+
+
+def test_corrupt_frames_are_skipped_and_counted(media_dir: Path, tmp_path: Path) -> None:
+    """A stretch of garbage mid-file costs the frames stored there, not the rest of the file."""
+    source = FileSource(corrupt_copy(media_dir / "single_face.mp4", tmp_path / "corrupt.mp4"))
+    source.open()
+    try:
+        frames = read_all(source)
+    finally:
+        source.close()
+    assert source.errors > 0
+    assert len(frames) < 72
+    # The last frames of the clip (after the garbage) were still read, at their own times.
+    assert frames[-1].pts_s == pytest.approx(71 / 30, abs=2e-3)
+    pts = [f.pts_s for f in frames]
+    assert all(b > a for a, b in itertools.pairwise(pts))
+
+
+def test_stop_does_not_wait_for_a_silent_server_to_time_out() -> None:
+    """A reconnect blocked in FFmpeg's open (the port accepts, nothing answers) returns as
+    soon as the source is interrupted, not after ``open_timeout_s``."""
+    accepted = threading.Event()
+    held: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        def accept() -> None:
+            held.append(listener.accept()[0])
+            accepted.set()
+
+        threading.Thread(target=accept, daemon=True).start()
+        port = listener.getsockname()[1]
+        source = NetworkSource(f"rtsp://127.0.0.1:{port}/cam", open_timeout_s=60.0)
+        worker = threading.Thread(target=source._reconnect, daemon=True)
+        worker.start()
+        assert accepted.wait(30), "the reconnect never connected"
+        source.interrupt()
+        worker.join(30)  # far below the 60 s open timeout
+        assert not worker.is_alive()
+        assert source.reconnects == 0 and source._cap is None
+        for conn in held:
+            conn.close()
 
 
 def test_unknown_webcam_index() -> None:

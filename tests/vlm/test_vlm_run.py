@@ -62,6 +62,7 @@ def test_realtime_run_publishes_vlm_emotions_from_interleaved_requests(
     print("\nVLM stats:", stats["vlm"])
 
 
+@pytest.mark.faults  # R3: also part of the fault suite (tests/faults)
 def test_garbage_errors_and_hangs_never_stop_perception(
         tmp_path: Path, media_dir: Path, model_paths: dict[str, Path]) -> None:
     with OpenAIServer() as server:
