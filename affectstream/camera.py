@@ -233,7 +233,8 @@ class CameraRun:
             # never under a read still blocked in its thread (its constructor only checks
             # settings the config already validated)
             capture = CaptureThread(source, queue_size=cfg.source.queue_size,
-                                    policy=cfg.source.drop_policy, realtime=cfg.source.realtime)
+                                    policy=cfg.source.drop_policy, realtime=cfg.source.realtime,
+                                    max_staleness_s=cfg.source.max_staleness_s)
             stack.callback(capture.stop)
             still = isinstance(source, FileSource) and source.is_still
             cfg = caption_config(cfg)  # captions need denser periodic keyframes from perception

@@ -62,6 +62,8 @@ class SourceConfig(_Section):
     read_timeout_s: float = Field(5.0, gt=0, description="Timeout for one read from a network stream.")
     max_consecutive_failures: int = Field(25, ge=1, description="Failed reads in a row before a network stream reconnects (a webcam gives up with an error).")
     reconnect_backoff_max_s: float = Field(4.0, gt=0, description="Cap of the exponential reconnect backoff.")
+    max_staleness_s: float | None = Field(None, gt=0, description="Live sources: a frame older than this (since capture) when perception takes it is discarded and counted (stats stale, also in dropped), so a run that fell behind catches up with the present; None keeps every queued frame. Files never drop.")
+    rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP over TCP (interleaved; passes NAT and firewalls, no packet loss) or UDP (lower latency on a clean LAN).")
     width: int | None = Field(None, ge=1, description="Requested webcam width (pixels); None keeps the camera default.")
     height: int | None = Field(None, ge=1, description="Requested webcam height (pixels); None keeps the camera default.")
 

@@ -103,6 +103,7 @@ class RunStats:
                 "uptime_s": round(self._clock.monotonic() - self._start, 3),
                 "frames": self._frames,
                 "dropped": cap.dropped,
+                "stale": cap.stale,
                 # Undecodable frames, failed reads and reconnect attempts of the source.
                 "errors": cap.errors,
                 "fps": self._fps(),

@@ -42,6 +42,9 @@ class CaptureStats:
     stalls: int = 0
     errors: int = 0
     """Failed reads and reconnect attempts reported by the source, plus a fatal source error."""
+    stale: int = 0
+    """Frames of a live source discarded at the consumer for being older than
+    ``max_staleness_s`` (also counted in ``dropped``)."""
 
 
 def resolve_policy(policy: str | None, is_live: bool) -> str:
@@ -65,6 +68,7 @@ class CaptureThread:
 
     def __init__(self, source: VideoSource, *, queue_size: int, policy: str | None = None,
                  realtime: bool = True, max_frames: int | None = None,
+                 max_staleness_s: float | None = None,
                  clock: ThreadClock = SYSTEM_CLOCK) -> None:
         if queue_size < 1:
             raise ConfigError(f"capture queue_size must be at least 1, got {queue_size}; "
@@ -74,6 +78,9 @@ class CaptureThread:
         self.realtime = realtime and not source.is_live  # live sources pace themselves
         self.queue_size = queue_size
         self.max_frames = max_frames
+        # a file never drops (it waits); a live frame this old no longer describes the scene
+        self.max_staleness_s = max_staleness_s if source.is_live else None
+        self._stale = 0
         self._clock = clock
         self._queue: deque[Frame] = deque()
         self._cond = threading.Condition()
@@ -131,11 +138,14 @@ class CaptureThread:
         :class:`SourceError` when the source failed (after the frames it delivered).
         """
         with self._cond:
-            self._wait(timeout)
-            if self._queue:
-                return self._deliver(self._queue.popleft())
-            self._raise_if_failed()
-            return None
+            while True:
+                self._wait(timeout)
+                if not self._queue:
+                    self._raise_if_failed()
+                    return None
+                frame = self._queue.popleft()
+                if not self._too_old(frame):
+                    return self._deliver(frame)
 
     def read_latest(self, timeout: float | None = None) -> Frame | None:
         """The newest frame, discarding (and counting as dropped) older queued ones."""
@@ -153,14 +163,14 @@ class CaptureThread:
     def stats(self) -> CaptureStats:
         """A consistent snapshot of the counters (safe from any thread)."""
         with self._cond:
-            read, delivered, dropped, fatal = (self._read, self._delivered, self._dropped,
-                                               self._fatal)
+            read, delivered, dropped, fatal, stale = (self._read, self._delivered,
+                                                      self._dropped, self._fatal, self._stale)
         source = self.source
         if not isinstance(source, SourceHealth):
-            return CaptureStats(read, delivered, dropped, errors=fatal)
+            return CaptureStats(read, delivered, dropped, errors=fatal, stale=stale)
         # Plain ints written by the capture thread: reading them unlocked is safe in CPython.
         return CaptureStats(read, delivered, dropped, source.reconnects, source.stalls,
-                            source.errors + fatal)
+                            source.errors + fatal, stale)
 
     def _wait(self, timeout: float | None) -> None:
         if self._thread is None:
@@ -169,6 +179,16 @@ class CaptureThread:
             lambda: bool(self._queue) or self._ended or self._stop.is_set(), timeout)
         if not ready:
             raise TimeoutError(f"no frame from {self.source.description} within {timeout:g} s")
+
+    def _too_old(self, frame: Frame) -> bool:
+        """Counts and discards a live frame older than ``max_staleness_s`` (its slot frees)."""
+        limit = self.max_staleness_s
+        if limit is None or self._clock.time() - frame.ts <= limit:
+            return False
+        self._stale += 1
+        self._dropped += 1
+        self._cond.notify_all()
+        return True
 
     def _deliver(self, frame: Frame) -> Frame:
         self._delivered += 1

@@ -5,11 +5,13 @@ Re-exported by :mod:`affectstream.stream.sources`, which holds the source interf
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -201,8 +203,10 @@ class NetworkSource(_OpenCVCapture):
 
     def __init__(self, url: str, *, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
                  max_consecutive_failures: int = 25, reconnect_backoff_max_s: float = 10.0,
-                 max_reconnect_attempts: int | None = None) -> None:
+                 max_reconnect_attempts: int | None = None,
+                 rtsp_transport: str = "tcp") -> None:
         self.url = url
+        self.rtsp_transport = rtsp_transport
         self.description = redact_url(url)
         self.is_live = True
         self.fps = DEFAULT_FPS
@@ -245,12 +249,20 @@ class NetworkSource(_OpenCVCapture):
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(self.open_timeout_s * 1000),
                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, round(self.read_timeout_s * 1000)]
         try:
-            cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+            with _ffmpeg_options(self._options()):
+                cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
         except cv2.error:
             return None
         if cap.isOpened():
             return cap
         cap.release()
+        return None
+
+    def _options(self) -> str | None:
+        """FFmpeg options of this stream: the RTSP transport (FFmpeg alone would try UDP
+        first and fall back to TCP only after a timeout)."""
+        if self.url.lower().startswith(("rtsp://", "rtsps://")):
+            return f"rtsp_transport;{self.rtsp_transport}"
         return None
 
     def _install(self, cap: cv2.VideoCapture) -> None:
@@ -307,3 +319,21 @@ class NetworkSource(_OpenCVCapture):
             if self.max_reconnect_attempts is not None and attempt >= self.max_reconnect_attempts:
                 raise SourceError(f"stream {self.description} is gone ({attempt} reconnect "
                                   "attempts failed); check the camera and the network")
+
+
+_OPTIONS_LOCK = threading.Lock()
+_CAPTURE_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+
+
+@contextlib.contextmanager
+def _ffmpeg_options(options: str | None) -> Iterator[None]:
+    """OpenCV hands ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` to FFmpeg when a capture opens. It is
+    process-wide: it is left set to the last options used, so cameras that agree (the usual
+    case: every camera on TCP) open concurrently without a lock; cameras with different RTSP
+    transports in one process may race at open time (keep one transport per process)."""
+    if options is None or os.environ.get(_CAPTURE_OPTIONS) == options:
+        yield
+        return
+    with _OPTIONS_LOCK:
+        os.environ[_CAPTURE_OPTIONS] = options
+        yield

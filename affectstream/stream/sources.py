@@ -110,6 +110,7 @@ def open_source(cfg: SourceConfig) -> VideoSource:
             url, open_timeout_s=cfg.open_timeout_s, read_timeout_s=cfg.read_timeout_s,
             max_consecutive_failures=cfg.max_consecutive_failures,
             reconnect_backoff_max_s=cfg.reconnect_backoff_max_s,
+            rtsp_transport=cfg.rtsp_transport,
         )
     raise SourceError(f"unsupported URL scheme '{scheme}' in {redact_url(url)}; use rtsp://, "
                       "rtsps://, http(s)://, a webcam index or a file path")

@@ -181,3 +181,19 @@ def test_resolution_changes_mid_session_and_across_a_reconnect(
     after = [p for p in track_events(lines, "new") if p["ts"] > back]
     assert after, "no face tracked after the return"
     assert all(p["bbox"][2] <= 480 and p["bbox"][3] <= 272 for p in after), after
+
+
+def test_rtsp_transport_is_honoured(rtsp_server: RtspServer, tmp_path: Path,
+                                    model_paths: dict[str, Path]) -> None:
+    """The test server takes RTSP over TCP only: the default (tcp) opens it, udp cannot."""
+    config = write_config(tmp_path, open_timeout_s=3)
+    udp = tmp_path / "udp.yaml"
+    udp.write_text(config.read_text(encoding="utf-8").replace(
+        "source: {", "source: {rtsp_transport: udp, "), encoding="utf-8")
+    run = Run(tmp_path, "--source", rtsp_server.url(), "--config", str(udp))
+    assert run.wait() == 2, run.stderr()[-2000:]
+    assert "cannot open stream" in run.stderr()
+    run = Run(tmp_path, "--source", rtsp_server.url(), "--max-seconds", "3", "--config",
+              str(config))
+    assert run.wait() == 0, run.stderr()[-2000:]
+    assert frames(run.lines()) > 0

@@ -250,3 +250,23 @@ def test_bad_settings_are_config_errors() -> None:
         CaptureThread(FakeCamera(), queue_size=2, policy="drop_everything")
     with pytest.raises(ConfigError, match="queue_size"):
         CaptureThread(FakeCamera(), queue_size=0)
+
+
+def test_live_frames_older_than_max_staleness_are_dropped_and_counted() -> None:
+    # the clock's "now" is 10 frames after the camera's frame 0; frames over 0.2 s old go
+    clock = ManualClock(start=0.0, wall=1_700_000_000.0 + 10 / 30)
+    camera = FakeCamera(frames=10)
+    with CaptureThread(camera, queue_size=16, max_staleness_s=0.2, clock=clock) as capture:
+        camera.wait_asked(11)  # all ten queued
+        frames = drain(capture)
+        stats = capture.stats
+    assert [f.index for f in frames] == [4, 5, 6, 7, 8, 9]
+    assert (stats.stale, stats.dropped, stats.frames_delivered) == (4, 4, 6)
+
+
+def test_max_staleness_never_drops_a_file(media_dir: Path) -> None:
+    clock = ManualClock()  # its wall time is years after the clip's frames were stamped
+    source = FileSource(media_dir / "single_face.mp4")
+    with CaptureThread(source, queue_size=8, realtime=False, max_staleness_s=0.01,
+                       clock=clock) as capture:
+        assert len(drain(capture)) == 72 and capture.stats.stale == 0
