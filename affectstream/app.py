@@ -60,8 +60,10 @@ def _fanouts(cfg: Config, cameras: list[Config]) -> list[Fanout]:
     sink specs fail here, before models or sources are touched."""
     shared = {spec: _SharedSink(parse_sink(spec, cfg.mqtt, cfg.camera_id))
               for spec in cfg.sinks if check_sink(spec, cfg.mqtt) != "mqtt"}
-    return [Fanout([shared[spec] if spec in shared else parse_sink(spec, cam.mqtt, cam.camera_id)
-                    for spec in cfg.sinks]) for cam in cameras]
+    ids = [cam.camera_id for cam in cameras]
+    return [Fanout([shared[spec] if spec in shared
+                    else parse_sink(spec, cam.mqtt, cam.camera_id, ids) for spec in cfg.sinks])
+            for cam in cameras]
 
 
 class Runner:

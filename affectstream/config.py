@@ -174,7 +174,7 @@ class HomeAssistantConfig(_Section):
     enabled: bool = Field(False, description="Publish Home Assistant MQTT discovery (one device per camera) and republish it when Home Assistant comes online.")
     discovery_prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix.")
     status_topic: str = Field("homeassistant/status", description="Topic on which Home Assistant announces 'online' (its birth message).")
-    remove_stale: bool = Field(False, description="On connect, remove (empty retained config) this prefix's affectstream devices for other cameras; only safe when this process is the only affectstream publisher under its prefix (one process runs one camera).")
+    remove_stale: bool = Field(False, description="On connect, remove (empty retained config) this prefix's affectstream devices for other cameras; the process's own cameras are kept; only safe when this process is the only affectstream publisher under its prefix.")
 
 
 class MqttConfig(_Section):

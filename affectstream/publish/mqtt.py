@@ -20,6 +20,7 @@ import secrets
 import ssl
 import sys
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -114,14 +115,19 @@ def _fatal_reason(exc: aiomqtt.MqttError, target: MqttTarget) -> str | None:
 
 class MqttSink:
     def __init__(self, url: str, cfg: MqttConfig, camera: str, version: str, *,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, cameras: Sequence[str] = ()) -> None:
+        """``cameras``: every camera of the process (each has its own sink): their Home
+        Assistant devices are never removed as stale, and a configured client id gets the
+        camera's id appended so the connections do not take each other's place."""
         self.target = parse_mqtt_url(url, cfg)
+        self._cameras = list(cameras) or [camera]
         self.name = self.target.safe_url
         self._cfg = cfg
         self._camera = camera
         self._version = version
         self._clock = clock
-        self._client_id = cfg.client_id or f"affectstream-{camera}-{secrets.token_hex(3)}"
+        self._client_id = (f"{cfg.client_id}-{camera}" if cfg.client_id and len(self._cameras) > 1
+                           else cfg.client_id or f"affectstream-{camera}-{secrets.token_hex(3)}")
         self._availability = f"{self.target.prefix}/{camera}/availability"
         self._queue: deque[Message] = deque()
         self._wake = asyncio.Event()
@@ -301,7 +307,7 @@ class MqttSink:
             if hass.enabled and ha.is_ha_online(topic, raw, self._ha_cfg()):
                 await self._announce(client)
             elif hass.enabled and hass.remove_stale and msg.retain and raw and \
-                    ha.stale_cameras([topic], self._ha_cfg(), self.target.prefix, [self._camera]):
+                    ha.stale_cameras([topic], self._ha_cfg(), self.target.prefix, self._cameras):
                 await client.publish(topic, "", qos=1, retain=True)  # a removed camera
 
     def _ha_cfg(self) -> ha.DiscoveryConfig:

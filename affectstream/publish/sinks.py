@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -102,8 +103,10 @@ def check_sink(spec: str, mqtt: MqttConfig | None = None) -> str:
                     "mqtt://embedded, jsonl:PATH or stdout")
 
 
-def parse_sink(spec: str, mqtt: MqttConfig | None = None, camera: str = "cam0") -> Sink:
-    """A sink from its spec: ``stdout``, ``jsonl:PATH``, ``mqtt://…``, ``mqtts://…``."""
+def parse_sink(spec: str, mqtt: MqttConfig | None = None, camera: str = "cam0",
+               cameras: Sequence[str] = ()) -> Sink:
+    """A sink from its spec: ``stdout``, ``jsonl:PATH``, ``mqtt://…``, ``mqtts://…``;
+    ``cameras``: every camera of the process, when it has several."""
     kind = check_sink(spec, mqtt)
     if kind == "stdout":
         return StdoutSink()
@@ -112,7 +115,7 @@ def parse_sink(spec: str, mqtt: MqttConfig | None = None, camera: str = "cam0") 
     from affectstream import __version__
     from affectstream.publish.mqtt import MqttSink
 
-    return MqttSink(spec, mqtt or MqttConfig(), camera, __version__)
+    return MqttSink(spec, mqtt or MqttConfig(), camera, __version__, cameras=cameras)
 
 
 class Fanout:

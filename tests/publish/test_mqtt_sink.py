@@ -92,3 +92,13 @@ def test_close_cuts_a_long_backoff_short() -> None:
 
     slept, reconnects, cancelled = asyncio.run(go())
     assert slept == [0.25] and reconnects == 0 and not cancelled
+
+
+def test_cameras_of_one_process_get_distinct_client_ids() -> None:
+    cfg = MqttConfig(client_id="site-a")
+    door, lab = (MqttSink("mqtt://127.0.0.1:1883", cfg, cam, "1", cameras=["door", "lab"])
+                 for cam in ("door", "lab"))
+    # one client id for two connections would make the broker drop each for the other
+    assert (door._client_id, lab._client_id) == ("site-a-door", "site-a-lab")
+    alone = MqttSink("mqtt://127.0.0.1:1883", cfg, "door", "1")
+    assert alone._client_id == "site-a"
