@@ -15,12 +15,14 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
 from affectstream.camera import CameraRun, ResultHook, RunSummary
 from affectstream.config import Config
 from affectstream.emotion import EstimatorRegistry, default_registry
+from affectstream.publish import messages
 from affectstream.publish.messages import Message
 from affectstream.publish.sinks import Fanout, Sink, check_sink, parse_sink
 
@@ -112,9 +114,13 @@ class Runner:
         self._stop = stop_from_any_thread
         if patient:  # a camera that never opens must not keep the run from ending
             stops.install()
+        summer = asyncio.create_task(_process_stats(runs, self.cfg.stats_interval_s)) \
+            if len(runs) > 1 else None
         try:
             await _run_all(runs, stops.request)
         finally:
+            if summer is not None:
+                summer.cancel()
             self._stop = None
             stops.uninstall()
             self._summarise(runs)
@@ -149,6 +155,16 @@ async def _run_all(runs: list[CameraRun], stop_all: Callable[[], object]) -> Non
                 stop_all()
     if error is not None:
         raise error
+
+
+async def _process_stats(runs: list[CameraRun], every: float) -> None:
+    """Every ``every`` seconds, the cameras' stats summed on ``{prefix}/stats`` (through the
+    first camera's sinks: the file sinks are shared, and any MQTT connection will do)."""
+    while True:
+        await asyncio.sleep(every)
+        message = messages.process_stats(
+            {r.cfg.camera_id: r.stats.payload() for r in runs}, time.time())
+        await runs[0].fanout.publish(message)
 
 
 class _Stops:

@@ -120,7 +120,7 @@ class CameraRun:
                  shared: dict[str, Any] | None = None) -> None:
         """``shared``: the run's resources shared by every camera (see EstimatorSetup)."""
         self.cfg = cfg
-        self._fanout = fanout
+        self.fanout = fanout
         self._registry = registry
         self._patient = patient
         self._on_result = on_result
@@ -149,16 +149,16 @@ class CameraRun:
             await self._session(cfg, source, model_paths, start_fanout=True)
             return self.summary
         async with contextlib.AsyncExitStack() as stack:
-            await self._fanout.start()
-            stack.push_async_callback(self._fanout.close)
+            await self.fanout.start()
+            stack.push_async_callback(self.fanout.close)
             # not yet: an MQTT sink says its process is online, the camera is not until it opens
-            await self._fanout.publish(messages.availability(self.cfg.camera_id, False))
+            await self.fanout.publish(messages.availability(self.cfg.camera_id, False))
             ticker = asyncio.create_task(self._stats_ticker(self.cfg.stats_interval_s))
             stack.callback(ticker.cancel)
             model_paths = resolve_models(self.cfg)
             await self._run_patiently(model_paths)
-            await self._fanout.publish(messages.stats(self.cfg.camera_id, self._final()))
-            await self._fanout.publish(messages.availability(self.cfg.camera_id, False))
+            await self.fanout.publish(messages.stats(self.cfg.camera_id, self._final()))
+            await self.fanout.publish(messages.availability(self.cfg.camera_id, False))
         return self.summary
 
     async def _run_patiently(self, model_paths: dict[str, Path]) -> None:
@@ -248,8 +248,8 @@ class CameraRun:
                 stack.push_async_callback(estimator.close)
                 await estimator.start()
             if start_fanout:
-                await self._fanout.start()
-                stack.push_async_callback(self._fanout.close)
+                await self.fanout.start()
+                stack.push_async_callback(self.fanout.close)
                 ticker = asyncio.create_task(self._stats_ticker(cfg.stats_interval_s))
                 stack.callback(ticker.cancel)
             await self._perceive_all(cfg, capture, perception, final_stats=start_fanout)
@@ -257,7 +257,7 @@ class CameraRun:
     async def _emit(self, update: EmotionUpdate) -> None:
         """The one publish path of emotion updates, whichever estimator made them."""
         self._latest[update.track_id] = update
-        await self._fanout.publish(messages.emotion(update))
+        await self.fanout.publish(messages.emotion(update))
 
     async def _perceive_all(self, cfg: Config, capture: CaptureThread, perception: Perception,
                             *, final_stats: bool) -> None:
@@ -267,7 +267,7 @@ class CameraRun:
         stats.attach(capture, perception)
         stats.sections = [e.stats for e in self._estimators]
         cam = cfg.camera_id
-        await self._fanout.publish(messages.availability(cam, True))
+        await self.fanout.publish(messages.availability(cam, True))
         self._capture = capture
         capture.start()
         if self._stopping.is_set():  # stopped while it was being set up
@@ -292,9 +292,9 @@ class CameraRun:
             for estimator in self._estimators:  # answers already on their way still count
                 await estimator.close()
             if final_stats:
-                await self._fanout.publish(messages.stats(cam, self._final()))
+                await self.fanout.publish(messages.stats(cam, self._final()))
             if final_stats or not self._stopping.is_set():  # else the camera's end says it
-                await self._fanout.publish(messages.availability(cam, False))
+                await self.fanout.publish(messages.availability(cam, False))
         if error is not None:
             raise error
 
@@ -311,15 +311,15 @@ class CameraRun:
         # closed because its track ended is published before that track's "end".
         for event in (e for e in result.track_events if e.type == "new"):
             stats.track_event(event.type)
-            await self._fanout.publish(messages.track(event))
+            await self.fanout.publish(messages.track(event))
         for burst in result.bursts:
             self.summary.burst_count += 1
             if self._keep_bursts:
                 self.summary.bursts.append(burst)
-            await self._fanout.publish(messages.burst(burst))
+            await self.fanout.publish(messages.burst(burst))
             stats.burst_published(time.time() - burst.ts)
         for line in result.log_lines:
-            await self._fanout.publish(messages.log_line(line, time.time()))
+            await self.fanout.publish(messages.log_line(line, time.time()))
         for estimator in self._estimators:
             await estimator.observe(result)
         ended = [e.track_id for e in result.track_events if e.type == "end"]
@@ -329,9 +329,9 @@ class CameraRun:
         if primary is not None or not kept:  # a frame without faces keeps a live track's state
             stats.primary = primary
         for event in (e for e in result.track_events if e.type == "end"):
-            await self._fanout.publish(messages.track(event))
+            await self.fanout.publish(messages.track(event))
         for track_id in cleared:  # a late VLM answer for it is dropped, never re-retained
-            await self._fanout.publish(messages.emotion_cleared(self.cfg.camera_id, track_id))
+            await self.fanout.publish(messages.emotion_cleared(self.cfg.camera_id, track_id))
         if self._on_result is not None:
             self._on_result(result)
 
@@ -348,7 +348,7 @@ class CameraRun:
     async def _stats_ticker(self, every: float) -> None:
         while True:
             await asyncio.sleep(every)
-            await self._fanout.publish(messages.stats(self.cfg.camera_id, self.stats.payload()))
+            await self.fanout.publish(messages.stats(self.cfg.camera_id, self.stats.payload()))
 
 
 def _close_opened(future: asyncio.Future[tuple[Config, VideoSource]]) -> None:

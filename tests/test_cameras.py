@@ -106,6 +106,11 @@ def test_a_dead_camera_is_retried_without_stopping_the_other(
         topics = [m["topic"] for m in lines if m["topic"].startswith(f"{camera}/")]
         assert topics[-2:] == [f"{camera}/stats", f"{camera}/availability"], topics[-3:]
     assert proc.stderr.count("retrying until it opens") == 1  # logged once, counted after
+    summed = [m["payload"] for m in lines if m["topic"] == "stats"]  # {prefix}/stats
+    assert summed, "no process-level stats"
+    last = summed[-1]
+    assert (last["schema"], last["cameras"]) == ("affectstream.process_stats/1", 2)
+    assert last["running"] == 1 and last["open_failures"] >= 2 and last["frames"] > 0
 
 
 @pytest.mark.e2e

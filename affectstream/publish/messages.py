@@ -87,3 +87,22 @@ def emotion_cleared(camera: str, track_id: int) -> Message:
 def stats(camera: str, payload: dict[str, Any]) -> Message:
     return Message(f"{camera}/stats", {"schema": "affectstream.stats/1", "camera": camera,
                                        **payload}, 0, True)
+
+
+SUMMED = ("frames", "fps", "dropped", "stale", "errors", "reconnects", "stalls",
+          "open_failures", "tracks", "bursts", "bursts_per_min")
+"""Counters of the cameras' stats that the process-level message adds up."""
+
+
+def process_stats(cameras: dict[str, dict[str, Any]], ts: float) -> Message:
+    """``{prefix}/stats``: a run of several cameras, summed (each camera's own stats stay on
+    ``{prefix}/{camera}/stats``); ``running`` counts the cameras whose source is open."""
+    payload: dict[str, Any] = {"schema": "affectstream.process_stats/1", "ts": _r(ts),
+                               "cameras": len(cameras),
+                               "running": sum(s.get("state") == "running"
+                                              for s in cameras.values())}
+    for key in SUMMED:
+        payload[key] = _r(sum(float(s.get(key) or 0) for s in cameras.values()), 2)
+        if key != "fps" and key != "bursts_per_min":
+            payload[key] = int(payload[key])
+    return Message("stats", payload, 0, True)
