@@ -202,11 +202,14 @@ class CameraRun:
 
         def work() -> None:
             try:
-                opened = open_(cfg, model_paths)
+                outcome: tuple[Any, BaseException | None] = (open_(cfg, model_paths), None)
             except BaseException as exc:  # handed to the loop
-                loop.call_soon_threadsafe(_settle, result, None, exc)
-            else:
-                loop.call_soon_threadsafe(_settle, result, opened, None)
+                outcome = (None, exc)
+            try:
+                loop.call_soon_threadsafe(_settle, result, *outcome)
+            except RuntimeError:  # the run ended meanwhile: nobody waits for this source
+                if outcome[0] is not None:
+                    outcome[0][1].close()
 
         threading.Thread(target=work, name=f"open {cfg.camera_id}", daemon=True).start()
         stopped: asyncio.Future[Any] = asyncio.ensure_future(self._stopping.wait())
