@@ -6,8 +6,9 @@ drains the queue in order, removing a message only once the broker has taken it 
 QoS 1), so a message in flight when the connection drops is sent again after the reconnect
 (at-least-once). Reconnects use capped exponential backoff; the backoff waits and the
 burst-to-broker latency go through the sink's :class:`~affectstream.clock.Clock`, so tests check
-them without waiting. The availability topic carries a
-retained ``online`` on every connect and a retained last will ``offline``; the app publishes an
+them without waiting. The availability topic carries, retained, the camera's last stated
+availability on every connect (``online`` until the camera says otherwise: a camera still
+being opened says ``offline``) and a retained last will ``offline``; the app publishes an
 explicit ``offline`` at shutdown, which is drained like any other message.
 """
 
@@ -129,6 +130,9 @@ class MqttSink:
         self._client_id = (f"{cfg.client_id}-{camera}" if cfg.client_id and len(self._cameras) > 1
                            else cfg.client_id or f"affectstream-{camera}-{secrets.token_hex(3)}")
         self._availability = f"{self.target.prefix}/{camera}/availability"
+        self._available = "online"
+        """What the camera last said of itself: (re)connects announce it, so a camera still
+        being opened reads offline after a broker restart too."""
         self._queue: deque[Message] = deque()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -151,6 +155,8 @@ class MqttSink:
         await self._first  # raises SinkError for bad credentials / untrusted certificates
 
     async def publish(self, message: Message) -> None:
+        if message.topic == f"{self._camera}/availability" and isinstance(message.payload, str):
+            self._available = message.payload
         if len(self._queue) >= self._cfg.queue_size:
             self._queue.popleft()
             self.dropped += 1
@@ -252,7 +258,7 @@ class MqttSink:
         return False
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        await client.publish(self._availability, "online", qos=1, retain=True)
+        await client.publish(self._availability, self._available, qos=1, retain=True)
         hass = self._cfg.homeassistant
         if hass.enabled:
             await self._announce(client)

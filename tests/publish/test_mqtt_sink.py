@@ -4,9 +4,11 @@ manual clock (real connection attempts to a closed port on 127.0.0.1, no real wa
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
-from mqtt_helpers import free_port  # tests/publish is on sys.path
+import pytest
+from mqtt_helpers import Mosquitto, free_port, retained  # tests/publish is on sys.path
 
 from affectstream.clock import ManualClock
 from affectstream.config import MqttConfig
@@ -102,3 +104,60 @@ def test_cameras_of_one_process_get_distinct_client_ids() -> None:
     assert (door._client_id, lab._client_id) == ("site-a-door", "site-a-lab")
     alone = MqttSink("mqtt://127.0.0.1:1883", cfg, "door", "1")
     assert alone._client_id == "site-a"
+
+
+@pytest.mark.e2e  # a real mosquitto, restarted
+def test_a_reconnect_announces_the_cameras_last_stated_availability(
+        mosquitto: Mosquitto) -> None:
+    """A camera still being opened said offline; after a broker restart the sink's connect
+    must not make it read online. Once the camera opened, a reconnect says online."""
+    kw = mosquitto.client_kwargs()
+    topic = "affectstream/cam0/availability"
+
+    async def restart_and_wait(sink: MqttSink) -> None:
+        seen = sink.reconnects
+        await asyncio.to_thread(mosquitto.restart)
+        await asyncio.to_thread(_wait_reconnected, sink, seen)
+
+    async def scenario() -> None:
+        sink = MqttSink(f"{mosquitto.url}/affectstream",
+                        MqttConfig(reconnect_backoff_max_s=0.5), "cam0", "1")
+        await sink.start()
+        await sink.publish(availability("cam0", False))
+        await _sent(sink)  # a subscriber then sees it as the retained value
+        assert await asyncio.to_thread(retained, **kw) == {topic: b"offline"}
+        await restart_and_wait(sink)
+        assert await asyncio.to_thread(_retained_once_set, kw) == {topic: b"offline"}
+        await sink.publish(availability("cam0", True))  # it opened
+        await _sent(sink)
+        await restart_and_wait(sink)
+        assert await asyncio.to_thread(_retained_once_set, kw) == {topic: b"online"}
+        await sink.close()
+
+    asyncio.run(scenario())
+
+
+def _retained_once_set(kw: dict[str, Any], tries: int = 50) -> dict[str, bytes]:
+    """The retained messages, once the reconnected sink has set its availability (the restarted
+    broker keeps nothing: the sink's connect is what sets it)."""
+    for _ in range(tries):
+        if found := retained(**kw, quiet_s=0.2):
+            return found
+    raise AssertionError("nothing retained after the reconnect")
+
+
+async def _sent(sink: MqttSink) -> None:
+    """Until the sink's queue is delivered (its connection task runs on this loop)."""
+    for _ in range(100_000):
+        if sink.connected and not sink.stats()["queued"]:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the sink never delivered its queue")
+
+
+def _wait_reconnected(sink: MqttSink, seen: int, timeout: float = 30.0) -> None:
+    """Until the sink has connected again after ``seen`` reconnects."""
+    deadline = time.monotonic() + timeout
+    while not (sink.connected and sink.reconnects > seen):
+        assert time.monotonic() < deadline, "the sink did not reconnect"
+        time.sleep(0.05)  # the sink's state has no event another thread can wait on
