@@ -34,6 +34,7 @@ from affectstream.prepare import prepare_source, resolve_models
 from affectstream.publish import messages
 from affectstream.publish.sinks import Fanout
 from affectstream.stats import RunStats
+from affectstream.stream.attempt import Attempt
 from affectstream.stream.capture import CaptureThread
 from affectstream.stream.perception import Perception
 from affectstream.stream.pipeline import perceive
@@ -132,6 +133,8 @@ class CameraRun:
         self._estimators: list[EmotionEstimator] = []
         self._latest: dict[int, EmotionUpdate] = {}
         self._stopping = asyncio.Event()
+        self._stop_flag = threading.Event()
+        """``_stopping`` for the threads that wait on an open."""
         self._capture: CaptureThread | None = None
         self.stats = RunStats(cfg.camera_id, None, fanout, None)
 
@@ -139,6 +142,7 @@ class CameraRun:
         """Stop the camera as ``--max-seconds`` does; call it in the event loop. Everything
         already captured is still processed and published."""
         self._stopping.set()
+        self._stop_flag.set()
         if self._capture is not None:
             asyncio.get_running_loop().run_in_executor(None, self._capture.stop)
 
@@ -176,12 +180,14 @@ class CameraRun:
             delay = await self._pause(delay)
 
     async def _open(self, model_paths: dict[str, Path]) -> tuple[Config, VideoSource] | None:
-        """The opened source, retried with capped backoff; None once stopped. A blocking open
-        runs in a daemon thread so that a stop never waits for its timeout."""
+        """The opened source, retried with capped backoff; None once stopped. A stop never
+        waits for an open's timeout."""
         delay = FIRST_RETRY_S
         while not self._stopping.is_set():
-            try:
-                opened = await self._unless_stopped(prepare_source, self.cfg, model_paths)
+            attempt = Attempt(lambda: prepare_source(self.cfg, model_paths), _close_source,
+                              name=f"open {self.cfg.camera_id}")
+            try:  # a blocking open, abandoned (and closed when it returns) once stopped
+                opened = await asyncio.to_thread(attempt.result, self._stop_flag)
             except SourceError as exc:
                 self.stats.open_failures += 1
                 if self.stats.open_failures == 1:
@@ -191,35 +197,6 @@ class CameraRun:
                 continue
             if opened is not None:
                 return opened
-        return None
-
-    async def _unless_stopped(self, open_: Callable[[Config, dict[str, Path]],
-                                                    tuple[Config, VideoSource]],
-                              cfg: Config, model_paths: dict[str, Path]
-                              ) -> tuple[Config, VideoSource] | None:
-        loop = asyncio.get_running_loop()
-        result: asyncio.Future[tuple[Config, VideoSource]] = loop.create_future()
-
-        def work() -> None:
-            try:
-                outcome: tuple[Any, BaseException | None] = (open_(cfg, model_paths), None)
-            except BaseException as exc:  # handed to the loop
-                outcome = (None, exc)
-            try:
-                loop.call_soon_threadsafe(_settle, result, *outcome)
-            except RuntimeError:  # the run ended meanwhile: nobody waits for this source
-                if outcome[0] is not None:
-                    outcome[0][1].close()
-
-        threading.Thread(target=work, name=f"open {cfg.camera_id}", daemon=True).start()
-        stopped: asyncio.Future[Any] = asyncio.ensure_future(self._stopping.wait())
-        waiting: list[asyncio.Future[Any]] = [result, stopped]
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if result.done():
-            return result.result()
-        # stopped while opening: whatever the open gives later is closed, never used
-        result.add_done_callback(_close_opened)
         return None
 
     async def _pause(self, delay: float) -> float:
@@ -354,15 +331,5 @@ class CameraRun:
             await self.fanout.publish(messages.stats(self.cfg.camera_id, self.stats.payload()))
 
 
-def _close_opened(future: asyncio.Future[tuple[Config, VideoSource]]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        future.result()[1].close()
-
-
-def _settle(future: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
-    if future.done():
-        return
-    if exc is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(value)
+def _close_source(opened: tuple[Config, VideoSource]) -> None:
+    opened[1].close()

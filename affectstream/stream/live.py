@@ -11,13 +11,14 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from affectstream.errors import SourceError
+from affectstream.stream.attempt import Attempt
 from affectstream.types import Frame, Image
 from affectstream.urls import redact_url
 
@@ -150,46 +151,6 @@ class WebcamSource(_OpenCVCapture):
                            "(ls /dev/video*) or pass another index")
 
 
-class _ConnectAttempt:
-    """One ``connect()`` in a helper thread that the caller may abandon.
-
-    FFmpeg's open cannot be interrupted from outside and a server that accepts and stays silent
-    holds it for the whole open timeout; a stop must not wait that out. An abandoned attempt
-    releases whatever it opens when it returns.
-    """
-
-    POLL_S = 0.05  # how often the waiting reader checks for a stop (two events cannot be awaited)
-
-    def __init__(self, connect: Callable[[], cv2.VideoCapture | None], name: str) -> None:
-        self._lock = threading.Lock()
-        self._cap: cv2.VideoCapture | None = None
-        self._abandoned = False
-        self._done = threading.Event()
-        threading.Thread(target=self._run, args=(connect,), name=name, daemon=True).start()
-
-    def _run(self, connect: Callable[[], cv2.VideoCapture | None]) -> None:
-        cap = connect()
-        with self._lock:
-            if self._abandoned:
-                if cap is not None:
-                    cap.release()
-                return
-            self._cap = cap
-        self._done.set()
-
-    def result(self, interrupted: threading.Event) -> cv2.VideoCapture | None:
-        """The opened capture, or None when it failed or ``interrupted`` was set first."""
-        while not self._done.wait(self.POLL_S):
-            if interrupted.is_set():
-                with self._lock:
-                    self._abandoned = True
-                    cap, self._cap = self._cap, None  # opened just as the stop came
-                if cap is not None:
-                    cap.release()
-                return None
-        return self._cap
-
-
 class NetworkSource(_OpenCVCapture):
     """An RTSP / HTTP(S) stream through OpenCV's FFmpeg backend, reconnecting when it dies.
 
@@ -302,7 +263,7 @@ class NetworkSource(_OpenCVCapture):
                 self.FIRST_BACKOFF_S * 2.0 ** (attempt - 1), self.reconnect_backoff_max_s)
             if self._interrupted.wait(delay):
                 return
-            cap = _ConnectAttempt(self._connect, f"connect {self.description}").result(
+            cap = Attempt(self._connect, _release, name=f"connect {self.description}").result(
                 self._interrupted)
             if self._interrupted.is_set():
                 if cap is not None:
@@ -337,3 +298,8 @@ def _ffmpeg_options(options: str | None) -> Iterator[None]:
     with _OPTIONS_LOCK:
         os.environ[_CAPTURE_OPTIONS] = options
         yield
+
+
+def _release(cap: cv2.VideoCapture | None) -> None:
+    if cap is not None:
+        cap.release()
