@@ -264,9 +264,12 @@ class FileSource:
             if self._ended(failed):
                 return None
         if failed:
-            # Failures followed by a frame were corrupt data, not the end of the file.
+            # Failures followed by a frame were corrupt data, not the end of the file: logged
+            # once, counted every time (stats errors).
+            if not self.errors:
+                log.warning("skipped %d undecodable frame(s) in %s (further ones are counted in "
+                            "stats errors)", failed, self.path)
             self.errors += failed
-            log.warning("skipped %d undecodable frame(s) in %s", failed, self.path)
         # POS_MSEC after read() is the timestamp of the frame just decoded.
         return as_image(image), float(cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
 
