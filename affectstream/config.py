@@ -215,7 +215,7 @@ class CameraConfig(_Section):
     spotter: dict[str, Any] | None = Field(None, description="Overrides of the top-level spotter section for this camera (e.g. {min_z: 5}).")
     log: dict[str, Any] | None = Field(None, description="Overrides of the top-level log section for this camera.")
     keyframes: dict[str, Any] | None = Field(None, description="Overrides of the top-level keyframes section for this camera.")
-    vlm: dict[str, Any] | None = Field(None, description="Overrides of the top-level vlm section for this camera (within the same vlm.type, or a whole section of another type).")
+    vlm: dict[str, Any] | None = Field(None, description="Overrides of the top-level vlm section for this camera (another vlm.type keeps only the top-level settings that type has).")
     specialist: dict[str, Any] | None = Field(None, description="Overrides of the top-level specialist section for this camera.")
 
 
@@ -246,11 +246,9 @@ class Config(_Section):
     def for_camera(self, cam: CameraConfig) -> Config:
         base = self.model_dump(exclude={"cameras"})
         over = {name: getattr(cam, name) for name in _PER_CAMERA if getattr(cam, name)}
-        vlm = over.get("vlm")
-        if vlm is not None and vlm.get("type", base["vlm"]["type"]) != base["vlm"]["type"]:
-            base["vlm"] = {}  # another vlm.type: the camera's section stands alone
-        merged = merge_dicts(base, {"camera_id": cam.id, "source": cam.source.model_dump(),
-                                    **over})
+        # another vlm.type keeps only the settings that type has, as --vlm-backend does
+        merged = merge_dicts(_retyped(base, over),
+                             {"camera_id": cam.id, "source": cam.source.model_dump(), **over})
         return Config.model_validate(merged)
 
     @model_validator(mode="after")

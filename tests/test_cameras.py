@@ -42,6 +42,16 @@ cameras:
     assert door.cameras == [] and Config().camera_configs()[0].camera_id == "cam0"
 
 
+def test_a_camera_of_another_vlm_type_keeps_the_shared_settings() -> None:
+    cfg = Config.model_validate({
+        "vlm": {"type": "openai", "url": "http://127.0.0.1:1/v1", "period_s": 3.0},
+        "cameras": [{"id": "a", "source": {"url": "x"}},
+                    {"id": "b", "source": {"url": "y"}, "vlm": {"type": "none"}}]})
+    a, b = cfg.camera_configs()
+    assert (a.vlm.type, b.vlm.type) == ("openai", "none")
+    assert b.vlm.period_s == 3.0  # labels and timing are every estimator's; url is openai's
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("cameras:\n  - {id: a, source: {url: x}}\n  - {id: a, source: {url: y}}\n",
      "cameras: id 'a' is used twice"),
