@@ -16,10 +16,10 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from affectstream.camera import CameraRun, ResultHook, RunSummary
+from affectstream.camera import CameraRun, FrameTap, ResultHook, RunSummary
 from affectstream.config import Config
 from affectstream.emotion import EstimatorRegistry, default_registry
 from affectstream.publish import messages
@@ -28,7 +28,7 @@ from affectstream.publish.sinks import Fanout, Sink, check_sink, parse_sink
 
 log = logging.getLogger("affectstream")
 
-__all__ = ["ResultHook", "RunSummary", "Runner", "run"]
+__all__ = ["FrameTap", "ResultHook", "RunSummary", "Runner", "run"]
 
 
 class _SharedSink:
@@ -57,14 +57,17 @@ class _SharedSink:
         return self._sink.stats()
 
 
-def _fanouts(cfg: Config, cameras: list[Config]) -> list[Fanout]:
+def _fanouts(cfg: Config, cameras: list[Config], extra: Sequence[Sink] = ()) -> list[Fanout]:
     """One fan-out per camera: the shared file and stdout sinks, and its own MQTT sinks. Bad
-    sink specs fail here, before models or sources are touched."""
+    sink specs fail here, before models or sources are touched. ``extra`` (in-process sinks
+    such as the preview server's) are shared by every camera too."""
     shared = {spec: _SharedSink(parse_sink(spec, cfg.mqtt, cfg.camera_id))
               for spec in cfg.sinks if check_sink(spec, cfg.mqtt) != "mqtt"}
     ids = [cam.camera_id for cam in cameras]
+    others: list[Sink] = [_SharedSink(sink) for sink in extra]
     return [Fanout([shared[spec] if spec in shared
-                    else parse_sink(spec, cam.mqtt, cam.camera_id, ids) for spec in cfg.sinks])
+                    else parse_sink(spec, cam.mqtt, cam.camera_id, ids) for spec in cfg.sinks]
+                   + others)
             for cam in cameras]
 
 
@@ -73,8 +76,13 @@ class Runner:
     is whatever ``estimators`` (default: the built-in registry) makes of its config."""
 
     def __init__(self, cfg: Config, *, on_result: ResultHook | None = None,
-                 keep_bursts: bool = False, estimators: EstimatorRegistry | None = None) -> None:
+                 keep_bursts: bool = False, estimators: EstimatorRegistry | None = None,
+                 taps: Sequence[FrameTap] = (), sinks: Sequence[Sink] = ()) -> None:
+        """``taps`` see every camera's frames (:data:`FrameTap`); ``sinks`` are in-process
+        sinks that get every camera's messages besides the configured ones."""
         self.cfg = cfg
+        self._taps = taps
+        self._sinks = sinks
         self._on_result = on_result
         self._keep_bursts = keep_bursts
         self._registry = estimators if estimators is not None else default_registry()
@@ -101,8 +109,9 @@ class Runner:
         shared: dict[str, Any] = {}  # e.g. one VLM backend for the cameras that use it
         runs = [CameraRun(cam, fanout, self._registry, patient=patient,
                           on_result=self._on_result, keep_bursts=self._keep_bursts,
-                          on_running=stops.install, shared=shared)
-                for cam, fanout in zip(cameras, _fanouts(self.cfg, cameras), strict=True)]
+                          on_running=stops.install, shared=shared, taps=self._taps)
+                for cam, fanout in zip(cameras, _fanouts(self.cfg, cameras, self._sinks),
+                                       strict=True)]
         def stop_all() -> None:
             for r in runs:
                 r.stop()

@@ -21,7 +21,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,12 +39,16 @@ from affectstream.stream.capture import CaptureThread
 from affectstream.stream.perception import Perception
 from affectstream.stream.pipeline import perceive
 from affectstream.stream.sources import FileSource, VideoSource
-from affectstream.types import Burst, EmotionUpdate, FrameResult
+from affectstream.types import Burst, EmotionUpdate, Frame, FrameResult
 from affectstream.vlm.captions import caption_config
 
 log = logging.getLogger("affectstream")
 
 ResultHook = Callable[[FrameResult], None]
+FrameTap = Callable[[str, Frame, FrameResult], None]
+"""Called in a camera's perception worker thread with its id, each frame and that frame's result.
+It is on perception's path, so it must return at once: keep a reference or drop the frame,
+never encode or wait there. A tap that raises is logged and removed; perception goes on."""
 FIRST_RETRY_S = 0.25
 
 
@@ -95,12 +99,14 @@ class _Bridge:
 
 
 def _perceive(capture: CaptureThread, perception: Perception, bridge: _Bridge,
-              stats: RunStats) -> None:
+              stats: RunStats, taps: list[FrameTap]) -> None:
     """Worker thread: every frame through perception; always flush and signal the end."""
+    camera_id = stats.camera
     try:
         for item in perceive(capture.read, perception):
             if item.frame is not None:
                 stats.frame_done(item.result, time.time() - item.frame.ts)
+                _tap(taps, camera_id, item.frame, item.result)
             bridge.deliver(item.result)
     except Exception as exc:  # the error first, then what perception still holds
         if not isinstance(exc, AffectStreamError):
@@ -111,6 +117,15 @@ def _perceive(capture: CaptureThread, perception: Perception, bridge: _Bridge,
         bridge.end()
 
 
+def _tap(taps: list[FrameTap], camera_id: str, frame: Frame, result: FrameResult) -> None:
+    for tap in list(taps):
+        try:
+            tap(camera_id, frame, result)
+        except Exception:  # a viewer's or a report's bug must not stop perception
+            log.exception("camera %s: frame tap %r failed; it is removed", camera_id, tap)
+            taps.remove(tap)
+
+
 class CameraRun:
     """One camera of a run (see the module docstring): opens its source, perceives every frame,
     feeds its estimators and publishes everything through its own ``fanout``."""
@@ -118,8 +133,10 @@ class CameraRun:
     def __init__(self, cfg: Config, fanout: Fanout, registry: EstimatorRegistry, *,
                  patient: bool, on_result: ResultHook | None = None, keep_bursts: bool = False,
                  on_running: Callable[[], None] | None = None,
-                 shared: dict[str, Any] | None = None) -> None:
-        """``shared``: the run's resources shared by every camera (see EstimatorSetup)."""
+                 shared: dict[str, Any] | None = None,
+                 taps: Sequence[FrameTap] = ()) -> None:
+        """``shared``: the run's resources shared by every camera (see EstimatorSetup).
+        ``taps``: see :data:`FrameTap`."""
         self.cfg = cfg
         self.fanout = fanout
         self._registry = registry
@@ -128,6 +145,7 @@ class CameraRun:
         self._keep_bursts = keep_bursts
         self._on_running = on_running
         self._shared = shared if shared is not None else {}
+        self._taps = list(taps)
         self.summary = RunSummary()
         self._labels = LABEL_SETS[cfg.vlm.labels]
         self._estimators: list[EmotionEstimator] = []
@@ -252,7 +270,8 @@ class CameraRun:
         capture.start()
         if self._stopping.is_set():  # stopped while it was being set up
             loop.run_in_executor(None, capture.stop)
-        worker = threading.Thread(target=_perceive, args=(capture, perception, bridge, stats),
+        worker = threading.Thread(target=_perceive, args=(capture, perception, bridge, stats,
+                                        self._taps),
                                   name=f"affectstream-perception {cam}", daemon=True)
         worker.start()
         if self._on_running is not None:
