@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from affectstream.config import SpotterConfig
+from affectstream.detectors.describer import is_eye_movement
 from affectstream.detectors.motion import RegionMotion
 from affectstream.detectors.runs import Candidate, follow_run
 from affectstream.detectors.samples import RawBurst, Sample, frame_iou, joined
@@ -263,6 +264,8 @@ class BurstSpotter:
         """One action is one burst: a burst that is the same as another (IoU ≥ 0.5, or a
         held expression whose apex lies in it: its rise was that burst) joins it when both end
         now, and is dropped when the other one was already emitted."""
+        if self._cfg.blink_masking and is_eye_movement(raw):
+            return  # before the dedup: a blink must not hide the expression it overlaps
         span = (raw.onset.index, raw.offset.index)
 
         def same(other: tuple[int, int]) -> bool:

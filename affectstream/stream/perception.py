@@ -18,7 +18,7 @@ import cv2
 from affectstream.config import Config
 from affectstream.detectors import facs
 from affectstream.detectors.align import FaceAligner, scaled
-from affectstream.detectors.describer import SlowChangeDescriber, describe_burst, is_eye_movement
+from affectstream.detectors.describer import SlowChangeDescriber, describe_burst
 from affectstream.detectors.face import make_detector
 from affectstream.detectors.keyframes import KeyframeStore
 from affectstream.detectors.landmarks import TrackLandmarker
@@ -234,8 +234,6 @@ class Perception:
         return crop, gray
 
     def _emit_burst(self, state: TrackState, raw: RawBurst, out: _Collector) -> None:
-        if self._cfg.spotter.blink_masking and is_eye_movement(raw):
-            return
         burst_id = f"{self._cfg.camera_id}-{self._run_id}-t{state.track_id}-f{raw.onset.index}"
         burst = describe_burst(raw, burst_id=burst_id, camera=self._cfg.camera_id,
                                track_id=state.track_id, ts=time.time(),

@@ -29,7 +29,8 @@ def run_spotter(template: FloatArray, events: Sequence[Event], *, frames: int = 
                 hold_from: int | None = None, flush: bool = True,
                 cfg: SpotterConfig | None = None,
                 background: Callable[[int], list[Motion]] | None = None,
-                emitted: list[int] | None = None) -> list[RawBurst]:
+                emitted: list[int] | None = None,
+                shapes: Callable[[int], dict[str, float]] | None = None) -> list[RawBurst]:
     """Feed ``frames`` crops; ``region`` is displaced by amp·profile along ``direction``, and
     ``background(i)`` adds other region displacements at frame i (e.g. speech)."""
     rng = np.random.default_rng(seed + 100)
@@ -48,7 +49,7 @@ def run_spotter(template: FloatArray, events: Sequence[Event], *, frames: int = 
             img = shift_block(img, block, a * dx, a * dy)
         noisy = np.clip(img.astype(np.float32) + rng.normal(0, noise, img.shape), 0, 255)
         gray = noisy.astype(np.uint8)
-        found = spotter.update(Sample(i, i / fps, gray, gray, {}))
+        found = spotter.update(Sample(i, i / fps, gray, gray, shapes(i) if shapes else {}))
         out.extend(found)
         if emitted is not None:
             emitted.extend(i for _ in found)
@@ -152,6 +153,24 @@ def test_speech_raises_the_mouth_bar_not_the_brows(template: FloatArray) -> None
                          region="inner_brow_L", direction=(0.0, -1.0))
     assert len(bursts) == 1
     _check_burst(bursts[0], event, "inner_brow_L")
+
+
+def test_a_blink_does_not_hide_the_mouth_movement_it_overlaps(template: FloatArray) -> None:
+    """The lids close and open (a blink, by the blendshapes) while the mouth corner moves a
+    little later: the blink is dropped, the mouth's burst is not taken for its duplicate."""
+    blink, mouth = (38, 45, 52), (40, 50, 62)
+
+    def lids(i: int) -> list[Motion]:
+        return [("lower_lid_L", (0.0, -1.0), 3.0 * raised_cosine(i, *blink))]
+
+    def shapes(i: int) -> dict[str, float]:
+        closed = raised_cosine(i, *blink)
+        return {"eyeBlinkLeft": 0.9 * closed, "eyeBlinkRight": 0.9 * closed}
+
+    bursts = run_spotter(template, [mouth], frames=120, background=lids, shapes=shapes)
+    assert len(bursts) == 1, [(b.onset.index, b.offset.index, b.regions) for b in bursts]
+    assert "mouth_corner_L" in bursts[0].regions
+    assert interval_iou((bursts[0].onset.index, bursts[0].offset.index), mouth[::2]) >= 0.5
 
 
 def test_emitted_within_the_stated_look_ahead(template: FloatArray) -> None:
