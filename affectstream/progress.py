@@ -41,9 +41,9 @@ class _Synced(Progress):
     """A rich Progress whose tasks take their counts from plain counters when it redraws."""
 
     def __init__(self, counts: dict[str, int], *columns: Any, **kwargs: Any) -> None:
-        super().__init__(*columns, **kwargs)
         self._counts = counts
-        self.ids: dict[str, Any] = {}
+        self.ids: dict[str, Any] = {}  # before rich's init, which may draw already
+        super().__init__(*columns, **kwargs)
 
     def get_renderables(self) -> Iterable[Any]:
         for camera, task in self.ids.items():

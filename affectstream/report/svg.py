@@ -162,7 +162,7 @@ def signal_plot(track_id: int, points: Sequence[tuple[int, float]], fps: float,
     axis = Axis(end_s)
     top, plot_h = 8.0, 120.0
     values = [v for _, v in points if math.isfinite(v)]
-    vmax = max([*values, 1e-6])
+    vmax = max([*values, 1.0])  # scores are multiples of a region's noise: 1 is the floor
     series = _downsample([(i / fps, v) for i, v in points if math.isfinite(v)])
     out = [f'<svg class="signal" data-track="{track_id}" viewBox="0 0 {WIDTH} 160" '
            f'width="{WIDTH}" height="160" role="img" aria-label="spotting signal of track '
