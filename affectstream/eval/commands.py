@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 from pathlib import Path
 
 from rich.console import Console
@@ -12,6 +12,7 @@ from rich.console import Console
 from affectstream.config import Config
 from affectstream.errors import ConfigError, SourceError
 from affectstream.eval.spotbench import BenchClip, clip_from_files, clip_from_manifest
+from affectstream.terminal import current
 
 
 def _clips(args: argparse.Namespace, cfg: Config, model_paths: dict[str, Path],
@@ -35,7 +36,7 @@ def _clips(args: argparse.Namespace, cfg: Config, model_paths: dict[str, Path],
         from rich.progress import Progress
 
         home = models.models_dir(cfg.models.home).parent
-        with Progress(console=console, transient=True) as bar:
+        with Progress(console=console, transient=True, disable=not current().progress) as bar:
             task = bar.add_task("benchmark set", total=None)
 
             def step(label: str, done: int, total: int) -> None:
@@ -47,9 +48,9 @@ def _clips(args: argparse.Namespace, cfg: Config, model_paths: dict[str, Path],
                                    model_paths["face-landmarker"], media=args.media,
                                    progress=step)
     if bench.missing:
-        print(f"affectstream: benchmark sources missing (their clips are left out): "
-              f"{', '.join(bench.missing)}; put them in a folder given by --media",
-              file=sys.stderr)
+        logging.getLogger("affectstream.eval").warning(
+            "benchmark sources missing (their clips are left out): %s; put them in a folder "
+            "given by --media", ", ".join(bench.missing))
     clips = [clip_from_manifest(bench.folder, e) for e in bench.clips]
     if args.clips:
         unknown = set(args.clips) - {c.name for c in clips}
@@ -66,7 +67,8 @@ def eval_spotting(args: argparse.Namespace, cfg: Config) -> int:
     from affectstream.eval.spotbench import evaluate, table
     from affectstream.prepare import resolve_models
 
-    console = Console(file=sys.stderr)
+    term = current()
+    console = term.console()
     if not cfg.landmarks.enabled:
         raise ConfigError("the spotting benchmark needs landmarks; set landmarks.enabled: true")
     model_paths = resolve_models(cfg)
@@ -77,7 +79,7 @@ def eval_spotting(args: argparse.Namespace, cfg: Config) -> int:
     plots = args.plots or (folder / "plots" if folder is not None else None)
     columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
+    with Progress(*columns, console=console, transient=True, disable=not term.progress) as bar:
         task = bar.add_task("spotting", total=sum(c.frames for c in clips))
         done: dict[str, int] = {}
 
@@ -91,5 +93,5 @@ def eval_spotting(args: argparse.Namespace, cfg: Config) -> int:
     else:
         Console().print(table(doc))
     if plots is not None:
-        console.print(f"plots: {plots}")
+        term.note(f"plots: {plots}")
     return 0
