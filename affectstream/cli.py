@@ -107,6 +107,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--plots", type=Path,
                     help="folder for one PNG per clip (default: plots/ in the benchmark folder)")
     sp.add_argument("--json", action="store_true", help="print the report as JSON")
+    _report_arg(sp)
 
     config = sub.add_parser("config", help="configuration")
     csub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

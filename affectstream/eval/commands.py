@@ -6,12 +6,19 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from affectstream.config import Config
 from affectstream.errors import ConfigError, SourceError
-from affectstream.eval.spotbench import BenchClip, clip_from_files, clip_from_manifest
+from affectstream.eval.spotbench import (
+    BenchClip,
+    ClipResult,
+    clip_from_files,
+    clip_from_manifest,
+)
+from affectstream.report import check_report_path
 from affectstream.terminal import current
 
 
@@ -71,6 +78,7 @@ def eval_spotting(args: argparse.Namespace, cfg: Config) -> int:
     console = term.console()
     if not cfg.landmarks.enabled:
         raise ConfigError("the spotting benchmark needs landmarks; set landmarks.enabled: true")
+    report = check_report_path(args.report) if args.report else None  # before the long part
     model_paths = resolve_models(cfg)
     clips, folder = _clips(args, cfg, model_paths, console)
     if not clips:
@@ -87,7 +95,10 @@ def eval_spotting(args: argparse.Namespace, cfg: Config) -> int:
             done[name] = frames
             bar.update(task, completed=sum(done.values()), description=name)
 
-        doc, _ = evaluate(cfg, model_paths, clips, plots=plots, progress=progress)
+        doc, results = evaluate(cfg, model_paths, clips, plots=plots, progress=progress)
+    if report is not None:
+        _write_report(report, doc, results)
+        term.note(f"report: {report}")
     if args.json:
         print(json.dumps(doc, ensure_ascii=False))
     else:
@@ -95,3 +106,17 @@ def eval_spotting(args: argparse.Namespace, cfg: Config) -> int:
     if plots is not None:
         term.note(f"plots: {plots}")
     return 0
+
+
+def _write_report(path: Path, doc: dict[str, Any], results: list[ClipResult]) -> None:
+    """The benchmark's HTML report: the scores and each clip's signal and intervals."""
+    from affectstream import __version__
+    from affectstream.report import write_atomic
+    from affectstream.report.bench import ClipPlot, render_benchmark
+
+    clips = [ClipPlot(r.live.name, r.live.fps, r.live.frames, r.live.category,
+                      [(t.onset, t.offset, t.kind) for t in r.live.truth],
+                      [(p.onset, p.offset, p.kind) for p in r.live.preds],
+                      [(p.onset, p.offset, p.kind) for p in r.baseline.preds],
+                      r.live_signal.tolist()) for r in results]
+    write_atomic(path, render_benchmark(doc, clips, __version__))

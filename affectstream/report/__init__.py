@@ -27,7 +27,7 @@ from affectstream.report.page import RunInfo, render
 from affectstream.types import Frame, FrameResult
 from affectstream.urls import redact_url
 
-__all__ = ["Report", "check_report_path", "open_report"]
+__all__ = ["Report", "check_report_path", "open_report", "write_atomic"]
 
 log = logging.getLogger("affectstream.report")
 
@@ -95,20 +95,24 @@ class Report:
 
         info = RunInfo(self._command, dict(self._sources), self._started, time.time(),
                        self._cfg.report.thumbnails, __version__)
-        text = render(info, self.collector.cameras())
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.",
-                                   suffix=".part")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a report is meant to be opened
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            raise SinkError(f"cannot write the report {self.path} ({exc}); check the disk "
-                            "and the folder's permissions") from exc
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        return self.path
+        return write_atomic(self.path, render(info, self.collector.cameras()))
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """``text`` into ``path`` through a temporary file beside it, so a reader never sees half
+    a report."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a report is meant to be opened
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SinkError(f"cannot write the report {path} ({exc}); check the disk and the "
+                        "folder's permissions") from exc
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
 
 
 @contextlib.contextmanager
