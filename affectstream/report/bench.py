@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from affectstream.report.page import _CSS, _table
+from affectstream.report.page import CSS, table
 from affectstream.report.svg import MACRO, MICRO, WIDTH, X0, X1, Axis, esc
 
 Interval = tuple[int, int, str]
@@ -90,7 +90,7 @@ def _scores(doc: dict[str, Any]) -> str:
                      esc(_prf(r["macro"])), esc("—" if fpm is None else f"{fpm:.1f}"),
                      esc("offline" if lat.get("p50") is None
                          else f"{lat['p50']:.0f} / {lat['p95']:.0f}")])
-    return _table(["spotter", "overall P / R / F1", "micro P / R / F1", "macro P / R / F1",
+    return table(["spotter", "overall P / R / F1", "micro P / R / F1", "macro P / R / F1",
                    "false bursts/min on controls", "latency p50 / p95 ms"], rows, "scores")
 
 
@@ -107,7 +107,7 @@ def _per_clip(doc: dict[str, Any]) -> str:
 
     rows = [[esc(name), esc(r["category"]), esc(r["truth"]), esc(counts(r)),
              esc(counts(base.get(name)))] for name, r in live.items()]
-    return _table(["clip", "category", "truth events", "live TP / FP / FN",
+    return table(["clip", "category", "truth events", "live TP / FP / FN",
                    "baseline TP / FP / FN"], rows, "per-clip")
 
 
@@ -120,7 +120,7 @@ def render_benchmark(doc: dict[str, Any], clips: Sequence[ClipPlot], version: st
                     f"{c.frames} frames at {c.fps:g} fps</small></h3>{clip_svg(c)}"
                     for c in clips)
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{esc(title)}</h1><p class=\"meta\">affectstream {esc(version)}, "
             f"{esc(time.strftime('%Y-%m-%d %H:%M:%S'))}. {esc(head)}</p>"
             f"<h2>Scores</h2>{_scores(doc)}<h2>Per clip</h2>{_per_clip(doc)}"

@@ -17,7 +17,7 @@ from affectstream.report.collect import CameraRecord
 from affectstream.report.svg import MACRO, MICRO, esc, label_colour, signal_plot, timeline
 from affectstream.report.thumbs import data_uri
 
-_CSS = """
+CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222;
 padding:0 12px}
 h1{font-size:22px;margin-bottom:4px}h2{border-bottom:2px solid #ddd;padding-bottom:4px;
@@ -72,7 +72,7 @@ def _num(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], cls: str) -> str:
+def table(head: Sequence[str], rows: Sequence[Sequence[str]], cls: str) -> str:
     """A table of already-escaped cells."""
     th = "".join(f"<th>{esc(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -123,7 +123,7 @@ def _bursts(rec: CameraRecord, thumbnails: bool) -> str:
     if rec.thumbs_left_out:
         note += (f'<p class="note">{rec.thumbs_left_out} earlier thumbnails are left out '
                  "(report.max_thumbnails).</p>")
-    return note + _table(["apex", "time", "frames", "track", "kind", "text", "action units"],
+    return note + table(["apex", "time", "frames", "track", "kind", "text", "action units"],
                          rows, "bursts")
 
 
@@ -142,7 +142,7 @@ def _emotions(rec: CameraRecord) -> str:
                      esc(source), esc(e.get("rationale", ""))])
     note = (f'<p class="note">{rec.emotions_left_out} earlier updates are left out '
             "(report.max_events).</p>" if rec.emotions_left_out else "")
-    return note + _table(["window", "track", "label", "top probabilities", "confidence",
+    return note + table(["window", "track", "label", "top probabilities", "confidence",
                           "valence / arousal", "source", "rationale"], rows, "emotions")
 
 
@@ -160,10 +160,10 @@ def _stats(rec: CameraRecord) -> str:
     rows = [[esc(stage), f'<span class="num">{esc(_num(p.get("p50")))}</span>',
              f'<span class="num">{esc(_num(p.get("p95")))}</span>']
             for stage, p in stages.items() if isinstance(p, dict)]
-    out = _table(["stage", "p50 ms", "p95 ms"], rows, "latency") if rows else ""
+    out = table(["stage", "p50 ms", "p95 ms"], rows, "latency") if rows else ""
     skip = {"schema", "camera", "ts", "stages_ms"}
     flat = [kv for k, v in stats.items() if k not in skip for kv in _flat(k, v)]
-    out += _table(["stat", "value"], [[esc(k), esc(_num(v))] for k, v in flat], "stats")
+    out += table(["stat", "value"], [[esc(k), esc(_num(v))] for k, v in flat], "stats")
     return out
 
 
@@ -209,7 +209,7 @@ def render(info: RunInfo, records: Sequence[CameraRecord]) -> str:
                "images.")
     title = f"affectstream {info.command} report"
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{esc(title)}</h1><p class=\"meta\">affectstream {esc(info.version)}, "
             f"{esc(_when(info.started))} – {esc(_when(info.ended))}, "
             f"{len(records)} camera(s)</p>{cams}"
