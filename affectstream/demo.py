@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
+from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -16,6 +17,8 @@ from affectstream import app, prepare
 from affectstream.config import Config
 from affectstream.eval.democlip import DemoClip, load_demo_truth
 from affectstream.eval.metrics import interval_iou, score_spotting
+from affectstream.report import open_report
+from affectstream.terminal import current
 from affectstream.types import Burst, FrameResult
 
 
@@ -71,8 +74,11 @@ def summarize(clip: DemoClip, bursts: list[Burst]) -> tuple[Table, str]:
     return table, line
 
 
-def run_demo(cfg: Config) -> int:
-    console = Console(file=sys.stderr)
+def run_demo(cfg: Config, report: Path | None = None) -> int:
+    """The demo; ``report``: also write the run report there. With ``--quiet`` or JSON logs
+    the live table and the summary table are left out (the summary line is a note)."""
+    term = current()
+    console = Console(file=sys.stderr, quiet=term.quiet or term.json)
     model_paths = prepare.resolve_models(cfg)
     console.print("[dim]preparing the demo clip (built once from scikit-image's astronaut "
                   "photo)…[/dim]")
@@ -80,12 +86,19 @@ def run_demo(cfg: Config) -> int:
     console.print(f"demo clip: {clip.path} ({clip.frames} frames at {clip.fps:g} fps, "
                   f"{len(clip.truth)} injected expressions)")
     view = _LiveView(console)
-    with view.live:
-        summary = app.Runner(cfg, on_result=view.on_result, keep_bursts=True).run_sync()
+    with open_report(report, cfg, "demo") as rep:
+        if rep is not None:
+            rep.source(cfg.camera_id, f"demo clip {clip.path}")
+        with view.live:
+            summary = app.Runner(cfg, on_result=view.on_result, keep_bursts=True,
+                                 taps=rep.taps if rep else [],
+                                 sinks=rep.sinks if rep else []).run_sync()
     table, line = summarize(clip, summary.bursts)
     console.print(table)
-    console.print(line)
+    term.note(line)
     fps = summary.stats.get("fps", 0.0)
-    console.print(f"processed {summary.frames} frames in {summary.duration_s:.1f} s "
-                  f"(perception {fps} fps), {summary.tracks} track(s)")
+    term.note(f"processed {summary.frames} frames in {summary.duration_s:.1f} s "
+              f"(perception {fps} fps), {summary.tracks} track(s)")
+    if rep is not None:
+        term.note(f"report: {rep.path}")
     return 0

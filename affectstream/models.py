@@ -283,15 +283,18 @@ def _ensure_dir(cache: Path) -> Path:
 
 @contextmanager
 def _progress(enabled: bool, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """Yield an ``advance(n_bytes)`` callback backed by a transient rich bar on stderr."""
-    if not enabled:
+    """Yield an ``advance(n_bytes)`` callback backed by a transient rich bar on stderr (when
+    the command draws progress: not with --quiet or JSON logs, not into a pipe unless
+    forced)."""
+    from affectstream.terminal import current
+
+    if not (enabled and current().progress):
         yield lambda _n: None
         return
-    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     cols = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*cols, console=Console(stderr=True), transient=True) as bar:
+    with Progress(*cols, console=current().console(), transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
 
@@ -299,12 +302,12 @@ def _progress(enabled: bool, label: str, total: int | None) -> Iterator[Callable
 @contextmanager
 def _spinner(enabled: bool, label: str) -> Iterator[None]:
     """A transient spinner on stderr for steps without byte counts (pip runs)."""
-    if not enabled:
+    from affectstream.terminal import current
+
+    if not (enabled and current().progress):
         yield
         return
-    from rich.console import Console
-
-    with Console(stderr=True).status(label):
+    with current().console().status(label):
         yield
 
 

@@ -55,6 +55,9 @@ FORBIDDEN = {
             "eval"},
     # publishing knows messages and stats, not detectors
     "publish": {"detectors", "stream", "specialist", "emotion", "vlm", "app", "cli", "eval"},
+    # the run report knows messages, stats and types, not detectors or who runs it
+    "report": {"detectors", "stream", "specialist", "emotion", "vlm", "web", "app", "cli",
+               "eval", "demo", "benchmark", "runs", "camera"},
 }
 
 

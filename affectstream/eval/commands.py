@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from affectstream.config import Config
 from affectstream.errors import ConfigError, SourceError
-from affectstream.eval.spotbench import BenchClip, clip_from_files, clip_from_manifest
+from affectstream.eval.spotbench import (
+    BenchClip,
+    ClipResult,
+    clip_from_files,
+    clip_from_manifest,
+)
+from affectstream.report import check_report_path
+from affectstream.terminal import current
 
 
 def _clips(args: argparse.Namespace, cfg: Config, model_paths: dict[str, Path],
@@ -35,7 +43,7 @@ def _clips(args: argparse.Namespace, cfg: Config, model_paths: dict[str, Path],
         from rich.progress import Progress
 
         home = models.models_dir(cfg.models.home).parent
-        with Progress(console=console, transient=True) as bar:
+        with Progress(console=console, transient=True, disable=not current().progress) as bar:
             task = bar.add_task("benchmark set", total=None)
 
             def step(label: str, done: int, total: int) -> None:
@@ -47,9 +55,9 @@ def _clips(args: argparse.Namespace, cfg: Config, model_paths: dict[str, Path],
                                    model_paths["face-landmarker"], media=args.media,
                                    progress=step)
     if bench.missing:
-        print(f"affectstream: benchmark sources missing (their clips are left out): "
-              f"{', '.join(bench.missing)}; put them in a folder given by --media",
-              file=sys.stderr)
+        logging.getLogger("affectstream.eval").warning(
+            "benchmark sources missing (their clips are left out): %s; put them in a folder "
+            "given by --media", ", ".join(bench.missing))
     clips = [clip_from_manifest(bench.folder, e) for e in bench.clips]
     if args.clips:
         unknown = set(args.clips) - {c.name for c in clips}
@@ -66,9 +74,11 @@ def eval_spotting(args: argparse.Namespace, cfg: Config) -> int:
     from affectstream.eval.spotbench import evaluate, table
     from affectstream.prepare import resolve_models
 
-    console = Console(file=sys.stderr)
+    term = current()
+    console = term.console()
     if not cfg.landmarks.enabled:
         raise ConfigError("the spotting benchmark needs landmarks; set landmarks.enabled: true")
+    report = check_report_path(args.report) if args.report else None  # before the long part
     model_paths = resolve_models(cfg)
     clips, folder = _clips(args, cfg, model_paths, console)
     if not clips:
@@ -77,7 +87,7 @@ def eval_spotting(args: argparse.Namespace, cfg: Config) -> int:
     plots = args.plots or (folder / "plots" if folder is not None else None)
     columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
+    with Progress(*columns, console=console, transient=True, disable=not term.progress) as bar:
         task = bar.add_task("spotting", total=sum(c.frames for c in clips))
         done: dict[str, int] = {}
 
@@ -85,11 +95,28 @@ def eval_spotting(args: argparse.Namespace, cfg: Config) -> int:
             done[name] = frames
             bar.update(task, completed=sum(done.values()), description=name)
 
-        doc, _ = evaluate(cfg, model_paths, clips, plots=plots, progress=progress)
+        doc, results = evaluate(cfg, model_paths, clips, plots=plots, progress=progress)
+    if report is not None:
+        _write_report(report, doc, results)
+        term.note(f"report: {report}")
     if args.json:
         print(json.dumps(doc, ensure_ascii=False))
     else:
         Console().print(table(doc))
     if plots is not None:
-        console.print(f"plots: {plots}")
+        term.note(f"plots: {plots}")
     return 0
+
+
+def _write_report(path: Path, doc: dict[str, Any], results: list[ClipResult]) -> None:
+    """The benchmark's HTML report: the scores and each clip's signal and intervals."""
+    from affectstream import __version__
+    from affectstream.report import write_atomic
+    from affectstream.report.bench import ClipPlot, render_benchmark
+
+    clips = [ClipPlot(r.live.name, r.live.fps, r.live.frames, r.live.category,
+                      [(t.onset, t.offset, t.kind) for t in r.live.truth],
+                      [(p.onset, p.offset, p.kind) for p in r.live.preds],
+                      [(p.onset, p.offset, p.kind) for p in r.baseline.preds],
+                      r.live_signal.tolist()) for r in results]
+    write_atomic(path, render_benchmark(doc, clips, __version__))

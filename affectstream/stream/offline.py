@@ -70,12 +70,26 @@ def perceive_file(cfg: Config, model_paths: dict[str, Path], path: Path, *,
         source.close()
 
 
-def spot_file(cfg: Config, model_paths: dict[str, Path], path: Path) -> SpotResult:
+def probe_fps(path: Path) -> float:
+    """A file's frame rate (opening it the way ``spot`` will, so a bad file fails here)."""
     probe = FileSource(path)
     probe.open()
-    result = SpotResult(fps=round(probe.fps, 3), frames=0)
-    probe.close()
-    for item in perceive_file(cfg, model_paths, path):
+    try:
+        return round(probe.fps, 3)
+    finally:
+        probe.close()
+
+
+def spot_file(cfg: Config, model_paths: dict[str, Path], path: Path, *,
+              observer: SampleObserver | None = None,
+              on_item: Callable[[Perceived], None] | None = None) -> SpotResult:
+    """Every burst of a file; ``observer`` sees every aligned sample (see
+    :data:`SampleObserver`) and ``on_item`` every frame's result as it comes (a progress bar,
+    a report)."""
+    result = SpotResult(fps=probe_fps(path), frames=0)
+    for item in perceive_file(cfg, model_paths, path, observer=observer):
+        if on_item is not None:
+            on_item(item)
         out = item.result
         if item.frame is not None:
             result.frames += 1
