@@ -55,6 +55,9 @@ FORBIDDEN = {
             "eval"},
     # publishing knows messages and stats, not detectors
     "publish": {"detectors", "stream", "specialist", "emotion", "vlm", "app", "cli", "eval"},
+    # the web server knows messages, stats and the frame types, not what produced them
+    "web": {"detectors", "stream", "specialist", "emotion", "vlm", "app", "cli", "eval",
+            "camera", "demo", "benchmark", "stats"},
 }
 
 
