@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
@@ -59,6 +59,18 @@ class Broadcaster:
     def clients(self, camera: str | None = None) -> int:
         return sum(camera is None or c.camera == camera for c in self._clients)
 
+    def connect(self, camera: str | None, replay: Sequence[str] = ()) -> Client:
+        """A new client of ``camera`` (None: every camera), its queue starting with
+        ``replay``."""
+        client = Client(camera, max(self._size, len(replay)))
+        for data in replay:
+            client.push(_format(data, None))
+        self._clients.add(client)
+        return client
+
+    def disconnect(self, client: Client) -> None:
+        self._clients.discard(client)
+
     def close(self) -> None:
         """Ends every stream (the server is closing)."""
         self.closing = True
@@ -71,16 +83,13 @@ class Broadcaster:
             "Content-Type": "text/event-stream", "Cache-Control": "no-store",
             "X-Accel-Buffering": "no"})  # nginx would otherwise buffer the stream
         await response.prepare(request)
-        client = Client(camera, max(self._size, len(replay)))
-        for data in replay:
-            client.push(_format(data, None))
-        self._clients.add(client)
+        client = self.connect(camera, replay)
         try:
             await _pump(response, client, lambda: self.closing)
         except (ConnectionResetError, ConnectionError):
             pass  # the browser went away
         finally:
-            self._clients.discard(client)
+            self.disconnect(client)
         return response
 
 
