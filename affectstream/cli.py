@@ -193,6 +193,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     pipeline = args.pipeline or ("full" if cfg.vlm.type != "none" else "perception")
+    if args.preview is not None and pipeline != "full":
+        from affectstream.errors import ConfigError
+
+        raise ConfigError("--preview needs the run pipeline: add --pipeline full")
     if pipeline == "full":
         report = bench_pipeline(cfg, Path(args.source), args.frames or 300)
     else:

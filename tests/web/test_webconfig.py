@@ -89,3 +89,8 @@ def test_config_check_names_the_fix(tmp_path: Path) -> None:
     path.write_text("metrics: {host: 10.0.0.1, port: 9100}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"bad.yaml: metrics.host 10.0.0.1 .*allow_remote"):
         load_config(path)
+
+
+def test_bench_preview_needs_the_full_pipeline(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--source", "x.mp4", "--preview", ":0"]) == 2
+    assert "--preview needs the run pipeline: add --pipeline full" in capsys.readouterr().err
