@@ -102,10 +102,11 @@ def _emotion(canvas: Image, emotion: dict[str, Any], org: tuple[int, int]) -> No
 
 def _flash(canvas: Image, burst: dict[str, Any], strength: float) -> None:
     """An amber frame border fading out, and the burst's text along the bottom."""
-    border = np.zeros_like(canvas)
-    cv2.rectangle(border, (0, 0), (canvas.shape[1] - 1, canvas.shape[0] - 1), FLASH, 12)
-    mask = border.any(axis=2)
-    canvas[mask] = (canvas[mask] * (1 - strength) + border[mask] * strength).astype(np.uint8)
+    edge = 6
+    colour = np.array(FLASH, np.float32) * strength
+    for strip in (canvas[:edge], canvas[-edge:], canvas[edge:-edge, :edge],
+                  canvas[edge:-edge, -edge:]):  # views: blended in place, only the border
+        strip[:] = (strip * (1 - strength) + colour).astype(np.uint8)
     aus = ", ".join(f"AU{u['au']}" for u in burst.get("action_units", [])[:4])
     text = ascii_text(f"{burst.get('kind', '')} burst #{burst.get('track_id')}: {aus}  "
                       f"{burst.get('text', '')}")
