@@ -102,6 +102,14 @@ class Runner:
         return asyncio.run(self.run())
 
     async def run(self) -> RunSummary:
+        if self.cfg.preview.port is None and self.cfg.metrics.port is None:
+            return await self._run(self._taps, self._sinks)
+        from affectstream.web.service import serve  # aiohttp only with a web server
+
+        async with serve(self.cfg) as web:  # listening before the cameras start
+            return await self._run([*self._taps, *web.taps], [*self._sinks, *web.sinks])
+
+    async def _run(self, taps: Sequence[FrameTap], sinks: Sequence[Sink]) -> RunSummary:
         cameras = self.cfg.camera_configs()
         patient = bool(self.cfg.cameras)
         loop = asyncio.get_running_loop()
@@ -109,8 +117,8 @@ class Runner:
         shared: dict[str, Any] = {}  # e.g. one VLM backend for the cameras that use it
         runs = [CameraRun(cam, fanout, self._registry, patient=patient,
                           on_result=self._on_result, keep_bursts=self._keep_bursts,
-                          on_running=stops.install, shared=shared, taps=self._taps)
-                for cam, fanout in zip(cameras, _fanouts(self.cfg, cameras, self._sinks),
+                          on_running=stops.install, shared=shared, taps=taps)
+                for cam, fanout in zip(cameras, _fanouts(self.cfg, cameras, sinks),
                                        strict=True)]
         def stop_all() -> None:
             for r in runs:

@@ -18,7 +18,6 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera-id", help="camera name used in topics and messages")
 
 
-# --- terminal options (--quiet, --log-format, --progress) ----------------------------------
 def _terminal_args(p: argparse.ArgumentParser, *, top: bool) -> None:
     """On the program and on every command (``affectstream --quiet run`` and ``affectstream
     run --quiet`` alike); a command's copy defaults to SUPPRESS so it never undoes the
@@ -37,7 +36,15 @@ def _report_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", type=Path, metavar="F.html",
                    help="write a self-contained HTML report of the run to this file when it "
                    "ends")
-# --- end of terminal options ---------------------------------------------------------------
+
+
+def _web_args(p: argparse.ArgumentParser, *, metrics: bool = True) -> None:
+    p.add_argument("--preview", metavar="HOST:PORT",
+                   help="serve the live preview page (annotated video, events, /metrics) on "
+                   "HOST:PORT, :PORT or PORT (host 127.0.0.1)")
+    if metrics:
+        p.add_argument("--metrics", metavar="HOST:PORT",
+                       help="serve Prometheus /metrics and /healthz on a port of their own")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -62,11 +69,13 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-realtime", action="store_true", help="run a file as fast as possible")
     run.add_argument("--loop", action="store_true", help="repeat a file source")
     _report_arg(run)
+    _web_args(run)
 
     demo = sub.add_parser("demo", help="the main job on the built-in demo clip (offline, CPU)")
     demo.add_argument("--no-realtime", action="store_true", help="run the clip as fast as possible")
     demo.add_argument("--sink", action="append", help="extra sinks (mqtt://…, jsonl:PATH, stdout)")
     _report_arg(demo)
+    _web_args(demo)
 
     spot = sub.add_parser("spot", help="offline burst spotting on a file")
     _common_run_args(spot)
@@ -85,6 +94,7 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--vlm-backend", choices=["none", "transformers", "openai"])
     bench.add_argument("--vlm-model", help="VLM model id or local directory")
     bench.add_argument("--vlm-url", help="OpenAI-compatible server URL")
+    _web_args(bench, metrics=False)  # with --pipeline full: measures the preview's cost
 
     models = sub.add_parser("models", help="model registry")
     msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -152,6 +162,19 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
                              ("url", getattr(args, "vlm_url", None))) if v is not None}
     if vlm:
         out["vlm"] = vlm
+    out.update(_web_overrides(args))
+    return out
+
+
+def _web_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from affectstream.webconfig import parse_address
+
+    out: dict[str, Any] = {}
+    for flag in ("preview", "metrics"):
+        spec = getattr(args, flag, None)
+        if spec is not None:
+            host, port = parse_address(spec, f"--{flag}")
+            out[flag] = {"host": host, "port": port}
     return out
 
 
@@ -209,6 +232,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     pipeline = args.pipeline or ("full" if cfg.vlm.type != "none" else "perception")
+    if args.preview is not None and pipeline != "full":
+        from affectstream.errors import ConfigError
+
+        raise ConfigError("--preview needs the run pipeline: add --pipeline full")
     if pipeline == "full":
         report = bench_pipeline(cfg, Path(args.source), args.frames or 300)
     else:
@@ -278,7 +305,8 @@ def _quiet_native_logs() -> None:
 _FLAGS = {"vlm.url": ("--vlm-url", "vlm_url"), "vlm.model": ("--vlm-model", "vlm_model"),
           "vlm.type": ("--vlm-backend", "vlm_backend"), "source.url": ("--source", "source"),
           "camera_id": ("--camera-id", "camera_id"),
-          "max_seconds": ("--max-seconds", "max_seconds"), "sinks": ("--sink", "sink")}
+          "max_seconds": ("--max-seconds", "max_seconds"), "sinks": ("--sink", "sink"),
+          "preview.host": ("--preview", "preview"), "metrics.host": ("--metrics", "metrics")}
 # A whole field name only: not vlm.context.captioner_url's tail, a path or a longer key.
 _FIELD = re.compile(r"(?<![\w./-])(" + "|".join(map(re.escape, _FLAGS)) + r")(?![\w/-]|\.\w)")
 

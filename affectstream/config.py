@@ -42,6 +42,10 @@ from affectstream.vlmconfig import VlmConfig as VlmConfig
 from affectstream.vlmconfig import VlmContextConfig as VlmContextConfig
 from affectstream.vlmconfig import VlmModelConfig as VlmModelConfig
 
+# The preview and metrics sections (the web server) live in their own module too.
+from affectstream.webconfig import MetricsConfig as MetricsConfig
+from affectstream.webconfig import PreviewConfig as PreviewConfig
+
 log = logging.getLogger("affectstream.config")
 
 DropPolicy = Literal["block", "drop_oldest", "drop_newest"]
@@ -244,6 +248,8 @@ class Config(_Section):
     sinks: list[str] = Field(default_factory=lambda: ["stdout"], description="Outputs: mqtt://[user:pass@]host[:port][/prefix], mqtts://… (TLS), mqtt://embedded, jsonl:PATH, stdout.")
     stats_interval_s: float = Field(5.0, gt=0, description="Seconds between stats messages.")
     max_seconds: float | None = Field(None, gt=0, description="Stop the run after this many seconds.")
+    preview: PreviewConfig = Field(default_factory=PreviewConfig, description="Live preview page: annotated video, server-sent events, /metrics and /healthz (off unless preview.port is set).")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus /metrics and /healthz on a server of their own (off unless metrics.port is set).")
     cameras: list[CameraConfig] = Field(default_factory=list, description="Several cameras in one run, each with its id, source and overrides of any per-camera section; camera_id and source above are then unused. Each camera is captured and perceived on its own, retried on its own schedule when it fails, and publishes under its own id. --source runs one camera instead.")
 
     def camera_configs(self) -> list[Config]:

@@ -58,6 +58,9 @@ FORBIDDEN = {
     # the run report knows messages, stats and types, not detectors or who runs it
     "report": {"detectors", "stream", "specialist", "emotion", "vlm", "web", "app", "cli",
                "eval", "demo", "benchmark", "runs", "camera"},
+    # the web server knows messages, stats and the frame types, not what produced them
+    "web": {"detectors", "stream", "specialist", "emotion", "vlm", "app", "cli", "eval",
+            "camera", "demo", "benchmark", "stats"},
 }
 
 
