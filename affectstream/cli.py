@@ -113,6 +113,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--videos", type=Path, nargs="+", help="video files to score instead")
     sp.add_argument("--truth", type=Path, nargs="+", help="one truth JSON per --videos file")
     sp.add_argument("--media", type=Path, help="folder holding the benchmark's source clips")
+    sp.add_argument("--set", choices=["default", "heldout"], default="default",
+                    help="the built-in set to build and score: default, or heldout (the same "
+                    "footage with other injections, no controls)")
     sp.add_argument("--clips", nargs="+", help="only these clips of the set (by name)")
     sp.add_argument("--plots", type=Path,
                     help="folder for one PNG per clip (default: plots/ in the benchmark folder)")

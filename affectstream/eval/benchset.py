@@ -297,9 +297,11 @@ def load_manifest(folder: Path) -> BenchSet:
 
 def build(home: Path, detector_path: Path, landmarker_path: Path, *,
           media: Path | None = None, specs: Sequence[ClipSpec] = DEFAULT_SPECS,
-          progress: Progress | None = None) -> BenchSet:
-    """Build the benchmark set once into ``home/bench/spotting-v{VERSION}`` (or reuse it)."""
-    folder = home / "bench" / f"spotting-v{VERSION}"
+          progress: Progress | None = None, name: str = "default") -> BenchSet:
+    """Build the benchmark set once into ``home/bench/spotting-v{VERSION}`` (another set
+    ``name`` into ``…-{name}``), or reuse it."""
+    suffix = "" if name == "default" else f"-{name}"
+    folder = home / "bench" / f"spotting-v{VERSION}{suffix}"
     key = _key(specs)
     manifest = folder / "manifest.json"
     if manifest.is_file():

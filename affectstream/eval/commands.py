@@ -27,6 +27,7 @@ def _clips(args: argparse.Namespace, cfg: Config, model_paths: dict[str, Path],
     """The clips to score and the benchmark folder they come from (None for --videos)."""
     from affectstream import models
     from affectstream.eval import benchset
+    from affectstream.eval.benchclips import SETS
 
     if args.truth and not args.videos:
         raise ConfigError("--truth given without --videos; give the videos the truth files "
@@ -53,7 +54,7 @@ def _clips(args: argparse.Namespace, cfg: Config, model_paths: dict[str, Path],
             centerface = models.resolve_from_config("face-centerface", cfg.models)
             bench = benchset.build(home, centerface,
                                    model_paths["face-landmarker"], media=args.media,
-                                   progress=step)
+                                   progress=step, specs=SETS[args.set], name=args.set)
     if bench.missing:
         logging.getLogger("affectstream.eval").warning(
             "benchmark sources missing (their clips are left out): %s; put them in a folder "

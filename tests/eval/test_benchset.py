@@ -11,7 +11,7 @@ import pytest
 
 from affectstream.errors import SourceError
 from affectstream.eval import benchset
-from affectstream.eval.benchclips import DEFAULT_SPECS, SOURCES, STILL
+from affectstream.eval.benchclips import DEFAULT_SPECS, HELDOUT_SPECS, SOURCES, STILL
 from affectstream.eval.benchset import (
     GAP_S,
     LEAD_IN_S,
@@ -56,6 +56,17 @@ def test_default_set_has_what_the_issue_asks() -> None:
     assert any(s.category == "talking" for s in controls)
     # every source's licence is recorded
     assert all(s.licence and s.origin for s in SOURCES.values())
+
+
+def test_heldout_set_injects_other_events_into_the_same_footage() -> None:
+    injected = [s for s in DEFAULT_SPECS if not s.control]
+    assert [(s.source, s.category, s.scale) for s in HELDOUT_SPECS] == \
+        [(s.source, s.category, s.scale) for s in injected]
+    assert not any(s.control for s in HELDOUT_SPECS)
+    assert not {s.name for s in HELDOUT_SPECS} & {s.name for s in DEFAULT_SPECS}
+    for held, tuned in zip(HELDOUT_SPECS, injected, strict=True):
+        frames = 300
+        assert schedule(frames, 30.0, held.seed) != schedule(frames, 30.0, tuned.seed)
 
 
 def test_find_source_checks_the_sha256(tmp_path: Path) -> None:
