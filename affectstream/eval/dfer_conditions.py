@@ -36,7 +36,6 @@ from affectstream.vlm.context import Caption, MotionText, VlmContext, build_cont
 
 Kind = Literal["uniform", "dense", "enriched-detectors", "enriched-vlm", "events"]
 DENSE_FPS = (1, 5, 10)
-DEFAULT_CONDITIONS = ("uniform-4", "dense-5", "enriched-detectors", "enriched-vlm", "events")
 CAL = "+cal"
 _NAME = re.compile(r"^(uniform)-(\d+)$|^(dense)-(\d+)$|^(enriched-detectors|enriched-vlm|events)"
                    r"(?:-(\d+))?$")
