@@ -3,7 +3,7 @@ the real backend scores every label of every condition's request; a rerun loads 
 
 from __future__ import annotations
 
-import sys
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,6 @@ from affectstream.cli import main
 
 pytest.importorskip("transformers")
 pytest.importorskip("torch")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "vlm"))
-from tiny_vlm import build_tiny_vlm  # noqa: E402  (tests/vlm is not a package)
 
 pytestmark = pytest.mark.e2e  # whole clips through perception and a real (tiny) model
 
@@ -36,7 +34,9 @@ def test_scoring_mode_every_condition_and_resume(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from affectstream.vlm.backends.transformers import TransformersBackend
 
-    model = build_tiny_vlm(tmp_path / "tiny", seed=0)
+    # tests/vlm is not a package: its tiny-model builder is imported from its folder
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "vlm"))
+    model = importlib.import_module("tiny_vlm").build_tiny_vlm(tmp_path / "tiny", seed=0)
     data = tiny_dataset(tmp_path / "data", media_dir, broken=False)
     out = tmp_path / "out"
     scored: list[Any] = []
