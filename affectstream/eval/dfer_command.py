@@ -73,7 +73,8 @@ def eval_dfer(args: argparse.Namespace, cfg: Config) -> int:
     job = EvalJob(cfg, vlm, resolve_models(cfg), dataset, conditions, wanted, args.output,
                   args.concurrency, args.skip_bad, args.calibration_table)
     result = _run(job)
-    metrics = write_outputs(args.output, dataset, result.records, wanted, model=vlm.model or "",
+    served = next((r["model"] for r in result.records if r.get("model")), vlm.model or "")
+    metrics = write_outputs(args.output, dataset, result.records, wanted, model=served,
                             backend=vlm.type, calibration=result.calibration,
                             failures=result.failures, skipped=result.skipped)
     _summary(metrics, args.output)

@@ -96,7 +96,7 @@ def _dataset_lines(dataset: Dataset, skipped: Sequence[Skipped]) -> list[str]:
     counts = ", ".join(f"{k} {v}" for k, v in dataset.counts().items())
     lines = [f"- dataset: `{dataset.root}` (format {dataset.format}"
              + (f", split {dataset.split}" if dataset.split else "") + ")",
-             f"- clips: {len(dataset.clips)} ({counts})"]
+             f"- clips loaded: {len(dataset.clips)} ({counts})"]
     if skipped:
         lines.append(f"- skipped: {len(skipped)} (" + "; ".join(
             f"{s.id}: {s.reason}" for s in skipped[:5]) + (" …" if len(skipped) > 5 else "")

@@ -128,7 +128,7 @@ class _Asker:
             "pred": top_label(answer.probs), "probs": answer.probs,
             "rationale": answer.rationale, "images": images,
             "prompt_tokens": ctx.prompt_tokens, "caption_tokens": ctx.caption_tokens,
-            "aligned": view.aligned})
+            "aligned": view.aligned, "model": self.backend.model})
         self.progress(clip.id, 1)
 
 
