@@ -121,6 +121,15 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="folder for one PNG per clip (default: plots/ in the benchmark folder)")
     sp.add_argument("--json", action="store_true", help="print the report as JSON")
     _report_arg(sp)
+    dfer = esub.add_parser("dfer", help="VLM emotion recognition on a DFER dataset under the "
+                           "paper's conditions (sparse, dense, enriched, events; calibrated)")
+    _common_run_args(dfer)
+    dfer.add_argument("--vlm-backend", choices=["transformers", "openai"])
+    dfer.add_argument("--vlm-model", help="served model name or model directory")
+    dfer.add_argument("--vlm-url", help="OpenAI-compatible server URL (…/v1)")
+    from affectstream.eval.dfer_command import add_arguments
+
+    add_arguments(dfer)
 
     config = sub.add_parser("config", help="configuration")
     csub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -285,6 +294,10 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    if args.eval_command == "dfer":
+        from affectstream.eval.dfer_command import eval_dfer
+
+        return eval_dfer(args, _load(args))
     from affectstream.eval.commands import eval_spotting
 
     return eval_spotting(args, _load(args))

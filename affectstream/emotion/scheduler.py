@@ -36,12 +36,11 @@ from affectstream.errors import AffectStreamError
 from affectstream.labels import valence_arousal
 from affectstream.percentiles import percentiles
 from affectstream.types import Burst, EmotionUpdate, Keyframe, LogLine
+from affectstream.vlm.ask import ask_emotion
 from affectstream.vlm.backend import BackendError, VlmBackend
 from affectstream.vlm.calibration import Calibrator, EmotionSmoother
 from affectstream.vlm.captions import caption_requests, clean_caption
 from affectstream.vlm.context import Caption, VlmContext, build_context
-from affectstream.vlm.logprobs import softmax
-from affectstream.vlm.parsing import parse_emotion
 
 log = logging.getLogger("affectstream.vlm")
 
@@ -258,16 +257,9 @@ class VlmScheduler:
 
     async def _ask(self, ctx: VlmContext
                    ) -> tuple[dict[str, float], str, float | None, float | None]:
-        if self._cfg.decode == "score":
-            scores = await self._bounded(self._backend.score(ctx))
-            return softmax(scores), "label log-likelihoods (scoring mode)", None, None
-        text = await self._bounded(self._backend.generate(ctx))
-        try:
-            parsed = parse_emotion(text, self._labels)
-        except AffectStreamError:  # one stricter retry, then a counted failure
-            text = await self._bounded(self._backend.generate(ctx, strict=True))
-            parsed = parse_emotion(text, self._labels)
-        return dict(parsed.probs), parsed.rationale, parsed.valence, parsed.arousal
+        answer = await ask_emotion(self._backend, ctx, self._labels, self._cfg.decode,
+                                   self._bounded)
+        return answer.probs, answer.rationale, answer.valence, answer.arousal
 
     async def _bounded(self, call: Awaitable[_T]) -> _T:
         """The backend's own timeouts normally fire first; this ends a backend that hangs."""

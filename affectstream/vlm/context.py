@@ -50,6 +50,7 @@ from affectstream.vlm.render import (
     captioned,
     kept_beside_caption,
     line_text,
+    marker,
     segment,
     summary_text,
     to_rgb,
@@ -58,7 +59,9 @@ from affectstream.vlm.select import check_window, select_keyframes
 
 ImageTokens = Callable[[int, int], int]
 TextTokens = Callable[[str], int]
-MotionText = Literal["detectors", "vlm", "both"]
+MotionText = Literal["detectors", "vlm", "both", "none"]
+"""``none`` (research only, the DFER evaluation's frame-only conditions): images and their
+times, no motion text and no log summary."""
 
 @dataclass(frozen=True, slots=True)
 class TextPart:
@@ -193,11 +196,14 @@ def build_context(track_id: int, periodic: Sequence[Keyframe], apexes: Sequence[
     frames = select_keyframes(mine, mine_apex, window, k)
     gaps = _gap_captions(motion_text, captions, len(frames))
 
+    if motion_text == "none":  # frames only: the lines are not the model's to see
+        log_lines = ()
     summary, older, inside = split_lines(log_lines, track_id, window)
     groups = by_keyframe(inside, frames, start_s)
 
-    opening = (f"Face track {track_id}, window {start_s:.2f}–{end_s:.2f} s. "
-               + summary_text(summary, older, start_s))
+    opening = f"Face track {track_id}, window {start_s:.2f}–{end_s:.2f} s."
+    if motion_text != "none":
+        opening += " " + summary_text(summary, older, start_s)
     if groups.get(-1):
         opening += "\nBefore the first frame:\n" + "\n".join(line_text(x) for x in groups[-1])
     parts: list[Part] = [TextPart(opening)]
@@ -208,7 +214,9 @@ def build_context(track_id: int, periodic: Sequence[Keyframe], apexes: Sequence[
         last = i == len(frames) - 1
         until = end_s if last else frames[i + 1].pts_s
         cap = gaps[i] if i < len(gaps) else None
-        if cap is not None and cap.text:
+        if motion_text == "none":
+            text = f"{marker(kf)}."
+        elif cap is not None and cap.text:
             kept = kept_beside_caption(groups.get(i, []), motion_text == "both", shown)
             text = captioned(kf, until, cap.text, cap.frames, kept)
         else:
@@ -239,7 +247,7 @@ def build_context(track_id: int, periodic: Sequence[Keyframe], apexes: Sequence[
 def _gap_captions(motion_text: MotionText, captions: Sequence[Caption | None] | None,
                   n_frames: int) -> list[Caption | None]:
     """The captions to use, one per gap (none with ``detectors``); checks they fit."""
-    if motion_text == "detectors" or captions is None:
+    if motion_text in ("detectors", "none") or captions is None:
         return []
     if len(captions) != max(0, n_frames - 1):
         raise ValueError(f"got {len(captions)} captions for {n_frames} keyframes; build them "

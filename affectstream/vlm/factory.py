@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -111,10 +112,23 @@ async def calibrator_for(cfg: VlmModelConfig, backend: VlmBackend,
                                content_free=await content_free_prior(backend, cfg, labels))
     if cfg.calibration == "table":
         assert cfg.calibration_table is not None  # the config requires it when it loads
-        try:
-            offsets = json.loads(cfg.calibration_table.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read vlm.calibration_table {cfg.calibration_table} "
-                              f"({exc}); point it to a JSON file of label offsets") from exc
-        return make_calibrator("table", offsets=offsets)
+        return table_calibrator(cfg.calibration_table)
     return make_calibrator("none")
+
+
+def table_calibrator(path: Path, setting: str = "vlm.calibration_table") -> Calibrator:
+    """The ``calibration: table`` calibrator of a JSON file ``{label: offset}``; errors name
+    ``setting``, where the path came from."""
+    try:
+        offsets = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {setting} {path} ({exc}); point it to a JSON file of "
+                          "label offsets") from exc
+    if not isinstance(offsets, dict) or not all(
+            isinstance(v, int | float) for v in offsets.values()):
+        raise ConfigError(f"{setting} {path} is not a JSON object of label offsets "
+                          '({"happiness": 0.1, …})')
+    try:
+        return make_calibrator("table", offsets={str(k): float(v) for k, v in offsets.items()})
+    except ValueError as exc:
+        raise ConfigError(f"{setting} {path}: {exc}") from exc
