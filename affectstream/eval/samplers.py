@@ -73,8 +73,8 @@ class ClassSampler:
 
     def class_probs(self, epoch: int) -> np.ndarray:
         """The probability of drawing each class (in :attr:`classes` order) at ``epoch``."""
-        natural = self.counts / self.counts.sum()
-        balanced = np.full_like(natural, 1.0 / len(natural))
+        natural: np.ndarray = self.counts / self.counts.sum()
+        balanced: np.ndarray = np.full(len(natural), 1.0 / len(natural))
         phase = self.phase(epoch)
         if phase == "natural":
             return natural
