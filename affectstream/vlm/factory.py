@@ -3,7 +3,6 @@ calibration set-up at start-up."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
@@ -13,7 +12,7 @@ from affectstream.config import OpenAIVlmConfig, TransformersVlmConfig, VlmModel
 from affectstream.errors import ConfigError, ModelError
 from affectstream.types import Keyframe
 from affectstream.vlm.backend import VlmBackend
-from affectstream.vlm.calibration import Calibrator, make_calibrator
+from affectstream.vlm.calibration import Calibrator, make_calibrator, read_table
 from affectstream.vlm.context import build_context
 from affectstream.vlm.logprobs import softmax
 from affectstream.vlm.parsing import parse_emotion
@@ -111,10 +110,6 @@ async def calibrator_for(cfg: VlmModelConfig, backend: VlmBackend,
                                content_free=await content_free_prior(backend, cfg, labels))
     if cfg.calibration == "table":
         assert cfg.calibration_table is not None  # the config requires it when it loads
-        try:
-            offsets = json.loads(cfg.calibration_table.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read vlm.calibration_table {cfg.calibration_table} "
-                              f"({exc}); point it to a JSON file of label offsets") from exc
+        offsets = read_table(cfg.calibration_table)
         return make_calibrator("table", offsets=offsets)
     return make_calibrator("none")
