@@ -119,6 +119,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print the report as JSON")
     _report_arg(sp)
 
+    _calibrate_args(esub)
+    _finetune_args(sub)
+
     config = sub.add_parser("config", help="configuration")
     csub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     csub.add_parser("schema", help="print the JSON schema of the config")
@@ -127,6 +130,29 @@ def _build_parser() -> argparse.ArgumentParser:
     for command in _subparsers(parser):
         _terminal_args(command, top=False)
     return parser
+
+
+def _calibrate_args(esub: Any) -> None:
+    cal = esub.add_parser("calibrate", help="fit per-class calibration offsets (vlm.calibration:"
+                          " table) on labelled predictions; check them on held-out clips")
+    cal.add_argument("--predictions", type=Path, required=True,
+                     help="predictions.jsonl as eval dfer writes it")
+    cal.add_argument("--condition", help="the (uncalibrated) condition to fit on, when the "
+                     "file holds several")
+    held = cal.add_mutually_exclusive_group()
+    held.add_argument("--holdout", type=float, metavar="FRACTION",
+                      help="keep this fraction of each class's clips out of the fit, to check on")
+    held.add_argument("--heldout", type=Path, metavar="FILE",
+                      help="a second predictions file to check on (other clips)")
+    cal.add_argument("--seed", type=int, default=0, help="seed of the --holdout split")
+    cal.add_argument("--output", type=Path, required=True,
+                     help="the calibration table to write (for vlm.calibration_table)")
+    cal.add_argument("--report", type=Path, help="the JSON report (default: beside --output, "
+                     "NAME.report.json)")
+
+
+def _finetune_args(sub: Any) -> None:
+    return None
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -282,6 +308,10 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    if args.eval_command == "calibrate":
+        from affectstream.eval.calibrate import calibrate_command
+
+        return calibrate_command(args)
     from affectstream.eval.commands import eval_spotting
 
     return eval_spotting(args, _load(args))
