@@ -72,13 +72,15 @@ def label_scores(backend: TransformersBackend, context: VlmContext) -> Any:
     net = backend.net
     prompt, inputs = backend.scoring_inputs(context)
     n_prompt = int(inputs["input_ids"].shape[-1])
-    out = net(**inputs, use_cache=True)
+    params = inspect.signature(net.forward).parameters
+    # only the last position's logits: a full vocabulary row per prompt token costs GBs
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+    out = net(**inputs, use_cache=True, **keep)
     first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
     # transformers 5.x returns and takes the KV cache as `cache`, 4.x as `past_key_values`
     cache = getattr(out, "cache", None)
     cache = cache if cache is not None else getattr(out, "past_key_values", None)
-    cache_kw = "cache" if "cache" in inspect.signature(net.forward).parameters \
-        else "past_key_values"
+    cache_kw = "cache" if "cache" in params else "past_key_values"
     scores = []
     for label in context.labels:
         variants = []
