@@ -131,6 +131,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_arguments(dfer)
 
+    from affectstream.eval.tuneargs import calibrate_args, finetune_args
+
+    calibrate_args(esub)
+    finetune_args(sub)
+
     config = sub.add_parser("config", help="configuration")
     csub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     csub.add_parser("schema", help="print the JSON schema of the config")
@@ -298,13 +303,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         from affectstream.eval.dfer_command import eval_dfer
 
         return eval_dfer(args, _load(args))
+    if args.eval_command == "calibrate":
+        from affectstream.eval.calibrate import calibrate_command
+
+        return calibrate_command(args)
     from affectstream.eval.commands import eval_spotting
 
     return eval_spotting(args, _load(args))
 
 
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from affectstream.eval.finetune import finetune_command
+
+    return finetune_command(args)
+
+
 _COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "spot": _cmd_spot, "bench": _cmd_bench,
-             "models": _cmd_models, "config": _cmd_config, "eval": _cmd_eval}
+             "models": _cmd_models, "config": _cmd_config, "eval": _cmd_eval,
+             "finetune": _cmd_finetune}
 
 
 def _quiet_native_logs() -> None:

@@ -49,7 +49,7 @@ class VlmModelConfig(EstimatorConfig):
     max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed server request (connection errors, 5xx, 429) with backoff.")
     max_tokens: int = Field(256, ge=16, description="Maximum tokens of a generated answer.")
     calibration: Literal["none", "contextual", "table"] = Field("none", description="Against head-class bias: 'contextual' divides by the label distribution the model gives to content-free input (computed at start-up); 'table' applies per-class log-probability offsets from calibration_table.")
-    calibration_table: Path | None = Field(None, description="JSON file {label: offset} for calibration: table (required with it; read at start-up).")
+    calibration_table: Path | None = Field(None, description="JSON file of per-label log-probability offsets for calibration: table, as affectstream eval calibrate writes it (or a plain object {label: offset}); required with it, read at start-up.")
     smoothing_tau_s: float = Field(0.0, ge=0, description="Time constant of the emotion smoothing across updates (0: none).")
     context: VlmContextConfig = Field(default_factory=VlmContextConfig, description="What goes between the keyframes of a request: detector log lines, VLM captions of the in-between frames, or both.")
 
@@ -61,8 +61,7 @@ class VlmModelConfig(EstimatorConfig):
     def _check_vlm_rules(self) -> Self:
         if self.calibration == "table" and self.calibration_table is None:
             raise ValueError("vlm.calibration: table needs vlm.calibration_table (a JSON file "
-                             "{label: offset}, fitted with affectstream.vlm.calibration."
-                             "TableCalibration.fit); set it or choose another vlm.calibration")
+                             "of label offsets, fitted with affectstream eval calibrate); set it or choose another vlm.calibration")
         ctx = self.context
         if ctx.captioner == "same" and (ctx.captioner_model or ctx.captioner_url):
             raise ValueError("vlm.context.captioner_model and captioner_url only apply to a "

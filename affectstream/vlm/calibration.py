@@ -17,8 +17,10 @@ inference-time counters are offered (DESIGN §8, ``calibration: none | contextua
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import ClassVar, Literal, Protocol
 
 import numpy as np
@@ -159,6 +161,42 @@ class TableCalibration:
         return cls({name: float(v) for name, v in zip(names, b, strict=True)})
 
 
+TABLE_SCHEMA = "affectstream.calibration/1"
+"""The ``schema`` of a calibration table written by ``affectstream eval calibrate``."""
+
+
+def table_document(offsets: Mapping[str, float], **meta: object) -> dict[str, object]:
+    """A calibration table file's content: ``{"schema", "offsets": {label: offset}, …meta}``
+    (what the offsets were fitted on, for whoever reads the file later)."""
+    return {"schema": TABLE_SCHEMA, "offsets": {k: float(v) for k, v in offsets.items()},
+            **meta}
+
+
+def read_table(path: Path, setting: str = "vlm.calibration_table") -> dict[str, float]:
+    """The offsets of a calibration table file: either a plain JSON object ``{label: offset}``
+    or a :func:`table_document` (``{"schema": …, "offsets": {…}, …}``). Raises ConfigError
+    naming the file and ``setting`` (where its path came from) when it cannot be read or is not
+    such an object of finite numbers."""
+    fix = (f"point {setting} to a JSON file of label offsets (affectstream eval calibrate "
+           "writes one)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {setting} {path} ({exc}); {fix}") from exc
+    if isinstance(data, dict) and "schema" in data:
+        if data["schema"] != TABLE_SCHEMA:
+            raise ConfigError(f"{setting} {path} has schema {data['schema']!r}, "
+                              f"not {TABLE_SCHEMA}; {fix}")
+        data = data.get("offsets")
+    ok = isinstance(data, dict) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        for v in data.values())
+    if not ok or not data:
+        raise ConfigError(f"{setting} {path} is not an object of finite label "
+                          f"offsets; {fix}")
+    return {str(k): float(v) for k, v in data.items()}
+
+
 def make_calibrator(
     kind: CalibrationKind,
     *,
@@ -176,7 +214,8 @@ def make_calibrator(
     if kind == "table":
         if offsets is None:
             raise ConfigError("table calibration needs per-label offsets (fit them with "
-                              "TableCalibration.fit on labelled data, or set calibration: none)")
+                              "affectstream eval calibrate on labelled data, or set "
+                              "calibration: none)")
         return TableCalibration(offsets)
     raise ConfigError(f"unknown calibration {kind!r}: use none, contextual or table")
 

@@ -3,7 +3,6 @@ calibration set-up at start-up."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +13,7 @@ from affectstream.config import OpenAIVlmConfig, TransformersVlmConfig, VlmModel
 from affectstream.errors import ConfigError, ModelError
 from affectstream.types import Keyframe
 from affectstream.vlm.backend import VlmBackend
-from affectstream.vlm.calibration import Calibrator, make_calibrator
+from affectstream.vlm.calibration import Calibrator, make_calibrator, read_table
 from affectstream.vlm.context import build_context
 from affectstream.vlm.logprobs import softmax
 from affectstream.vlm.parsing import parse_emotion
@@ -117,18 +116,9 @@ async def calibrator_for(cfg: VlmModelConfig, backend: VlmBackend,
 
 
 def table_calibrator(path: Path, setting: str = "vlm.calibration_table") -> Calibrator:
-    """The ``calibration: table`` calibrator of a JSON file ``{label: offset}``; errors name
+    """The ``calibration: table`` calibrator of a table file (:func:`read_table`); errors name
     ``setting``, where the path came from."""
     try:
-        offsets = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {setting} {path} ({exc}); point it to a JSON file of "
-                          "label offsets") from exc
-    if not isinstance(offsets, dict) or not all(
-            isinstance(v, int | float) for v in offsets.values()):
-        raise ConfigError(f"{setting} {path} is not a JSON object of label offsets "
-                          '({"happiness": 0.1, …})')
-    try:
-        return make_calibrator("table", offsets={str(k): float(v) for k, v in offsets.items()})
+        return make_calibrator("table", offsets=read_table(path, setting))
     except ValueError as exc:
         raise ConfigError(f"{setting} {path}: {exc}") from exc

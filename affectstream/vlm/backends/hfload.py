@@ -4,6 +4,7 @@ failure mapped to one line that names the fix (the config field the model came f
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,64 @@ def source_of(model: str, setting: str, local_files_only: bool | None) -> tuple[
     return model, local_only
 
 
+def adapter_base(model: str) -> str | None:
+    """The base model a LoRA adapter directory names (``adapter_config.json``'s
+    ``base_model_name_or_path``, as ``affectstream finetune`` and peft write it); None when
+    ``model`` is not an adapter directory."""
+    config = Path(model).expanduser() / "adapter_config.json"
+    if not config.is_file():
+        return None
+    try:
+        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ModelError(f"LoRA adapter {model} has an unreadable adapter_config.json "
+                         f"({one_line(exc)}); fine-tune it again") from exc
+    if not isinstance(base, str) or not base.strip():
+        raise ModelError(f"LoRA adapter {model} names no base model; set "
+                         f"base_model_name_or_path in {config}")
+    return base
+
+
 def load_pretrained(transformers: Any, model: str, setting: str, dtype: Any,
                     local_files_only: bool | None) -> tuple[Any, Any]:
-    """(processor, model) of ``model`` in ``dtype``, on the CPU."""
+    """(processor, model) of ``model`` in ``dtype``, on the CPU. A LoRA adapter directory
+    loads its base model, with the adapter merged into it (inference runs at the base
+    model's speed); the processor comes from the adapter directory when it holds one."""
+    base = adapter_base(model)
+    if base is not None:
+        return _load_adapter(transformers, model, base, setting, dtype, local_files_only)
+    return _load_plain(transformers, model, setting, dtype, local_files_only)
+
+
+def _load_adapter(transformers: Any, adapter: str, base: str, setting: str, dtype: Any,
+                  local_files_only: bool | None) -> tuple[Any, Any]:
+    try:
+        processor, net = _load_plain(transformers, base, setting, dtype, local_files_only)
+    except ModelError as exc:
+        raise ModelError(f"LoRA adapter {adapter} needs its base model {base}, which cannot "
+                         f"be loaded ({exc}); make the base available offline (huggingface-cli"
+                         f" download, or a local copy named in {adapter}/adapter_config.json "
+                         "base_model_name_or_path)") from exc
+    try:
+        import peft
+    except ImportError as exc:
+        raise ConfigError(f"{setting} {adapter} is a LoRA adapter, which needs peft; "
+                          "pip install 'affectstream[vlm]'") from exc
+    directory = str(Path(adapter).expanduser())
+    try:
+        net = peft.PeftModel.from_pretrained(net, directory).merge_and_unload()
+        if (Path(directory) / "preprocessor_config.json").is_file() \
+                or (Path(directory) / "processor_config.json").is_file():
+            processor = transformers.AutoProcessor.from_pretrained(directory,
+                                                                   local_files_only=True)
+    except Exception as exc:  # a broken adapter or one made for another base
+        raise ModelError(f"LoRA adapter {adapter} cannot be applied to {base} "
+                         f"({one_line(exc)}); set {setting} to another") from exc
+    return processor, net
+
+
+def _load_plain(transformers: Any, model: str, setting: str, dtype: Any,
+                local_files_only: bool | None) -> tuple[Any, Any]:
     source, local_only = source_of(model, setting, local_files_only)
     kwargs: dict[str, Any] = {"local_files_only": local_only}
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])

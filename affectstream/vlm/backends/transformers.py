@@ -221,6 +221,23 @@ class TransformersBackend:
             raise BackendError(f"label {label!r} has no tokens")
         return variants
 
+    @property
+    def net(self) -> Any:
+        """The loaded torch model (fine-tuning wraps it with LoRA in place)."""
+        self._require()
+        return self._model
+
+    @property
+    def processor(self) -> Any:
+        """The loaded processor (saved beside a fine-tuned adapter)."""
+        return self._require()
+
+    def scoring_inputs(self, context: VlmContext) -> tuple[str, dict[str, Any]]:
+        """The scoring prompt text and its processor output on the model's device: what
+        :meth:`score` conditions on (and fine-tuning trains on)."""
+        prompt = self.prompt_text(context, scoring=True)
+        return prompt, self._inputs(context, prompt)
+
     def _require(self) -> Any:
         if self._model is None or self._processor is None:
             raise BackendError("the transformers backend is not started (or closed); "
@@ -275,8 +292,7 @@ class TransformersBackend:
 
         def work() -> dict[str, float]:
             torch = self._torch
-            prompt = self.prompt_text(context, scoring=True)
-            inputs = self._inputs(context, prompt)
+            prompt, inputs = self.scoring_inputs(context)
             extra: dict[str, Any] = {"use_cache": True}
             if self._logits_to_keep:
                 extra["logits_to_keep"] = 1

@@ -1,0 +1,181 @@
+"""``affectstream finetune`` on the tiny random VLM (DESIGN §9; plumbing, never accuracy):
+the training scores are the backend's scores, a few CPU steps change the LoRA weights, and the
+checkpoint loads in the transformers backend that ``run`` and ``eval dfer`` use."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch", reason="needs the vlm extra (torch)")
+pytest.importorskip("transformers", reason="needs the vlm extra (transformers)")
+pytest.importorskip("peft", reason="needs the vlm extra (peft)")
+
+import torch
+from clipcut import folder_dataset
+from tiny_vlm import build_tiny_vlm
+
+from affectstream.cli import main
+from affectstream.errors import ModelError
+from affectstream.eval.cliplist import read_clips
+from affectstream.eval.finetune import clip_context
+from affectstream.eval.lora import LANGUAGE_ATTENTION, attach_lora, label_scores
+from affectstream.labels import DFEW7
+from affectstream.vlm.backends.transformers import TransformersBackend
+from affectstream.vlm.context import VlmContext
+
+# DFEW's labels are single tokens of the tiny tokenizer; the unseen words take several, so both
+# scoring paths (first token only, and continuation on the KV cache) are trained through.
+LABELS = (*DFEW7, "bewilderment", "schadenfreude")
+TOL = 1e-4
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-llava"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def dataset(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return folder_dataset(media_dir, tmp_path_factory.mktemp("clips") / "ds")
+
+
+@pytest.fixture()
+def context(dataset: Path) -> VlmContext:
+    clip = read_clips(dataset, DFEW7)[0]
+    return clip_context(clip, LABELS, 2, 64)
+
+
+def started(model: Path | str) -> TransformersBackend:
+    backend = TransformersBackend(str(model))
+    asyncio.run(backend.start())
+    return backend
+
+
+@pytest.fixture()
+def backend(tiny: Path) -> Iterator[TransformersBackend]:
+    b = started(tiny)
+    yield b
+    asyncio.run(b.close())
+
+
+def test_training_scores_are_the_backends_scores(backend: TransformersBackend,
+                                                 context: VlmContext) -> None:
+    model = attach_lora(backend.net, r=4, alpha=8, dropout=0.0, targets=LANGUAGE_ATTENTION,
+                        seed=0)
+    scores = label_scores(backend, context)
+    reference = asyncio.run(backend.score(context))  # B = 0 at init: the base model's scores
+    expected = [reference[x] for x in LABELS]
+    assert [float(s) for s in scores.detach()] == pytest.approx(expected, abs=TOL)
+    # the loss reaches the adapters, and only them
+    loss = torch.nn.functional.cross_entropy(scores[None], torch.tensor([LABELS.index("fear")]))
+    loss.backward()
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n and "language_model" in n for n in trainable)
+    assert any(float(p.grad.abs().sum()) > 0 for n, p in trainable.items() if "lora_B" in n)
+    assert all(p.grad is None for p in model.parameters() if not p.requires_grad)
+
+
+def safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "adapter_model.safetensors"))
+
+
+@pytest.mark.e2e
+def test_finetune_changes_lora_and_the_backend_loads_it(
+        tiny: Path, dataset: Path, context: VlmContext, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    rc = main(["finetune", "--dataset", str(dataset), "--vlm-model", str(tiny),
+               "--output", str(out), "--sampler", "decoupled", "--epochs", "2",
+               "--batch-size", "2", "--frames", "2", "--max-side", "64", "--lora-r", "4",
+               "--lr", "0.01", "--seed", "3", "--merge"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert f"--vlm-model {out}" in err
+
+    # the log: start, 2 steps per epoch (4 clips, batches of 2), an epoch record each
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    events = [e["event"] for e in log]
+    assert events == ["start", "step", "step", "epoch", "checkpoint", "step", "step", "epoch",
+                      "checkpoint", "checkpoint", "checkpoint", "done"]
+    epochs = [e for e in log if e["event"] == "epoch"]
+    assert [e["phase"] for e in epochs] == ["natural", "balanced"]
+    assert epochs[0]["drawn"] == {"happiness": 1, "neutral": 2, "sadness": 1}
+    for e in epochs:
+        assert e["train"]["clips"] == 4 and set(e["train"]["per_class"]) == set(DFEW7)
+        assert 0 <= e["train"]["uar"] <= 1 and e["loss"] > 0
+    assert all(isinstance(e["loss"], float) for e in log if e["event"] == "step")
+
+    # the LoRA weights moved away from their (seeded) initialisation
+    trained = safetensors(out)
+    base = started(tiny)
+    try:
+        init = attach_lora(base.net, r=4, alpha=8, dropout=0.05, targets=LANGUAGE_ATTENTION,
+                           seed=3)
+        fresh = {n: p.detach() for n, p in init.named_parameters() if p.requires_grad}
+        base_scores = asyncio.run(base.score(context))
+    finally:
+        asyncio.run(base.close())
+    assert len(trained) == len(fresh) > 0
+    key = {k.replace(".default", ""): k for k in fresh}
+    changed = [n for n, t in trained.items() if not torch.equal(t, fresh[key[n]])]
+    assert any("lora_B" in n for n in changed) and any("lora_A" in n for n in changed)
+    assert all(float(t.abs().sum()) > 0 for n, t in trained.items() if "lora_B" in n)
+    assert safetensors(out / "checkpoints" / "epoch-1").keys() == trained.keys()
+
+    # the transformers backend (as run and eval dfer use it) loads the adapter and scores
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny.resolve())
+    for model in (out, out / "merged"):
+        b = started(model)
+        try:
+            scores = asyncio.run(b.score(context))
+        finally:
+            asyncio.run(b.close())
+        assert list(scores) == list(LABELS)
+        assert scores != pytest.approx(base_scores, abs=1e-6)  # the adapter is applied
+        if model == out:
+            adapter_scores = scores
+    assert scores == pytest.approx(adapter_scores, abs=1e-4)  # merged = base + adapter
+
+
+def test_adapter_without_its_base_is_one_line(tmp_path: Path) -> None:
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    for base in (str(tmp_path / "gone"), "affectstream-tests/no-such-base"):
+        (adapter / "adapter_config.json").write_text(
+            json.dumps({"base_model_name_or_path": base, "peft_type": "LORA"}))
+        with pytest.raises(ModelError, match=r"LoRA adapter .* needs its base model") as info:
+            asyncio.run(TransformersBackend(str(adapter)).start())
+        assert base in str(info.value) and "\n" not in str(info.value)
+    (adapter / "adapter_config.json").write_text("{}")
+    with pytest.raises(ModelError, match="names no base model"):
+        asyncio.run(TransformersBackend(str(adapter)).start())
+
+
+def test_finetune_bad_input_exit_2(dataset: Path, tiny: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "ds" / "joy").mkdir(parents=True)
+    cases = [
+        (["--dataset", str(tmp_path / "ds")], "label 'joy' is not in the label set"),
+        (["--dataset", str(dataset), "--epochs", "0"], "--epochs must be"),
+        (["--dataset", str(dataset), "--sampler", "decoupled", "--epochs", "2",
+          "--switch-epoch", "5"], "switch epoch"),
+    ]
+    for extra, message in cases:
+        rc = main(["finetune", *extra, "--vlm-model", str(tiny),
+                   "--output", str(tmp_path / "o")])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and message in err and "\n" not in err, (extra, err)
