@@ -14,6 +14,7 @@ that count are always those of ``affectstream eval spotting`` (the whole percept
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import pickle
 import sys
@@ -135,6 +136,10 @@ def main() -> None:
     ap.add_argument("--clips", nargs="*")
     ap.add_argument("-v", action="store_true")
     ap.add_argument("--explain", action="store_true")
+    ap.add_argument("--visibility", action="store_true",
+                    help="recall among events that stand out from natural motion and among "
+                    "buried ones (needs the controls: --controls CACHE for the held-out set)")
+    ap.add_argument("--controls", type=Path, help="the default set's cache, for its controls")
     args = ap.parse_args()
     if args.command == "cache":
         cache(args.bench, args.cache)
@@ -143,6 +148,10 @@ def main() -> None:
     t0 = time.time()
     runs = replay(_config(args.set), data, args.clips)
     summary(runs, args.v)
+    if args.visibility:
+        controls = pickle.loads(args.controls.read_bytes())["clips"] if args.controls \
+            else data["clips"]
+        visibility(runs, data, controls)
     if args.explain:
         explain(runs)
     print(f"({time.time() - t0:.1f} s)", file=sys.stderr)
@@ -167,6 +176,54 @@ def explain(runs: list[ClipRun]) -> None:
             nat = any(a <= p.apex <= b for a, b in run.natural)
             print(f"   pred  {p.onset:4d}-{p.apex:4d}-{p.offset:4d} {p.kind:5s} "
                   f"{','.join(p.regions)[:40]:40s} IoU {best:.2f}{' natural' if nat else ''}")
+
+
+def _positions(doc: dict[str, Any]) -> dict[int, Any]:
+    """Each frame's region positions (summed frame-to-frame flow) on the clip's main track."""
+    t = max(doc["tracks"].values(), key=lambda t: len(t["samples"]))
+    motion = RegionMotion(t["template"], 128)
+    samples = t["samples"]
+    pos = {samples[0][0]: np.zeros((len(motion.names), 2))}
+    for a, b in itertools.pairwise(samples):
+        pos[b[0]] = pos[a[0]] + motion.vectors(a[2], b[2])
+    return pos
+
+
+def visibility(runs: list[ClipRun], data: dict[str, Any], controls: dict[str, Any]) -> None:
+    """How visible each injected event is to region flow: its own movement (the injected clip
+    against the un-injected control of the same footage, which has the same natural motion)
+    against the natural movement of the same region over the same frames. Recall among the
+    events that stand out (injected ≥ natural) and among those buried under natural motion."""
+    from affectstream.detectors.samples import frame_iou
+
+    rows = []
+    cache: dict[str, Any] = {}
+    for run in runs:
+        base = run.name.removesuffix("-h")
+        control = f"{base.rsplit('-', 1)[0]}-control" if not base.endswith("-small") \
+            else f"{base}-control"
+        if run.control or control not in controls or base.startswith("still"):
+            continue
+        if control not in cache:
+            cache[control] = _positions(controls[control])
+        ctl, inj = cache[control], _positions(data["clips"][run.name])
+        for e in run.truth:
+            ref = e.onset - 2
+            frames = [f for f in range(ref, e.offset + 3) if f in ctl and f in inj]
+            if ref not in ctl or ref not in inj or not frames:
+                continue
+            own = np.array([np.linalg.norm((inj[f] - inj[ref]) - (ctl[f] - ctl[ref]), axis=1)
+                            for f in frames]).max(axis=0)
+            r = int(own.argmax())
+            natural = max(float(np.linalg.norm(ctl[f][r] - ctl[ref][r])) for f in frames)
+            hit = any(frame_iou((e.onset, e.offset), (p.onset, p.offset)) >= 0.5
+                      and p.kind == e.kind for p in run.preds)
+            rows.append((float(own[r]) >= natural, hit, e.kind))
+    for label, keep in (("stand out", True), ("buried", False)):
+        sel = [h for v, h, _ in rows if v == keep]
+        micro = [h for v, h, k in rows if v == keep and k == "micro"]
+        print(f"{label}: {len(sel)} events, recall {np.mean(sel):.2f}; micro {len(micro)}, "
+              f"recall {np.mean(micro):.2f}")
 
 
 if __name__ == "__main__":

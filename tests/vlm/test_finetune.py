@@ -150,6 +150,16 @@ def test_finetune_changes_lora_and_the_backend_loads_it(
             adapter_scores = scores
     assert scores == pytest.approx(adapter_scores, abs=1e-4)  # merged = base + adapter
 
+    # eval dfer loads the checkpoint as its model
+    report = tmp_path / "eval"
+    rc = main(["eval", "dfer", "--dataset", str(dataset), "--vlm-backend", "transformers",
+               "--vlm-model", str(out), "--decode", "score", "--conditions", "uniform-2",
+               "--limit", "1", "--output", str(report)])
+    assert rc == 0, capsys.readouterr().err
+    records = [json.loads(line) for line in
+               (report / "predictions.jsonl").read_text().splitlines()]
+    assert records and all(set(r["probs"]) == set(DFEW7) for r in records)
+
 
 def test_adapter_without_its_base_is_one_line(tmp_path: Path) -> None:
     adapter = tmp_path / "adapter"
