@@ -126,23 +126,20 @@ def save_adapter(model: Any, backend: TransformersBackend, base: str, directory:
     """The LoRA adapter (``adapter_config.json`` naming ``base``, the weights) and the
     processor into ``directory``: a model directory ``--vlm-model`` loads."""
     model.peft_config["default"].base_model_name_or_path = base
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(str(directory))
-        backend.processor.save_pretrained(str(directory))
-    except OSError as exc:
-        raise ConfigError(f"cannot write the checkpoint {directory} ({one_line(exc)}); "
-                          "choose a writable --output") from exc
+    _save(model, backend, directory, "the checkpoint")
 
 
 def save_merged(model: Any, backend: TransformersBackend, directory: Path) -> None:
     """Full weights with the adapter merged in (for servers such as vLLM), and the processor.
     Merging unloads the adapter from the model: call it last."""
-    merged = model.merge_and_unload()
+    _save(model.merge_and_unload(), backend, directory, "merged weights")
+
+
+def _save(model: Any, backend: TransformersBackend, directory: Path, what: str) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        merged.save_pretrained(str(directory))
+        model.save_pretrained(str(directory))
         backend.processor.save_pretrained(str(directory))
     except OSError as exc:
-        raise ConfigError(f"cannot write merged weights to {directory} ({one_line(exc)}); "
+        raise ConfigError(f"cannot write {what} to {directory} ({one_line(exc)}); "
                           "choose a writable --output") from exc
