@@ -61,6 +61,15 @@ FORBIDDEN = {
     # the web server knows messages, stats and the frame types, not what produced them
     "web": {"detectors", "stream", "specialist", "emotion", "vlm", "app", "cli", "eval",
             "camera", "demo", "benchmark", "stats"},
+    # the message contract depends on nothing but pydantic: subscribers import it alone
+    "schemas": {"detectors", "stream", "specialist", "emotion", "vlm", "publish", "web", "app",
+                "cli", "eval", "camera", "demo", "benchmark", "stats", "report", "runs",
+                "client", "watch", "config", "types"},
+    # subscribers' side: messages off a broker, never the pipeline that makes them
+    "client": {"detectors", "stream", "specialist", "emotion", "vlm", "web", "app", "cli",
+               "eval", "camera", "demo", "benchmark", "stats", "report", "runs", "watch"},
+    "watch": {"detectors", "stream", "specialist", "emotion", "vlm", "web", "app", "cli",
+              "eval", "camera", "demo", "benchmark", "stats", "report", "runs"},
 }
 
 
