@@ -124,9 +124,39 @@ def _build_parser() -> argparse.ArgumentParser:
     csub.add_parser("schema", help="print the JSON schema of the config")
     check = csub.add_parser("check", help="validate a config file")
     check.add_argument("file", type=Path)
+    _subscriber_commands(sub)
     for command in _subparsers(parser):
         _terminal_args(command, top=False)
     return parser
+
+
+def _subscriber_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``schema``, ``replay`` and ``watch``: for the apps that subscribe to a run."""
+    schema = sub.add_parser("schema", help="JSON Schemas of the published messages")
+    ssub = schema.add_subparsers(dest="schema_command", required=True, metavar="ACTION")
+    msgs = ssub.add_parser("messages", help="one JSON Schema per message (as shipped)")
+    msgs.add_argument("--out", type=Path, help="write one file per message into this folder "
+                      "(default: print them all as one JSON object)")
+    replay = sub.add_parser("replay", help="republish a recorded run (a JSONL sink's file) "
+                            "at its original pace")
+    replay.add_argument("file", type=Path, metavar="FILE.jsonl")
+    replay.add_argument("--sink", action="append", required=True,
+                        help="mqtt://[user:pass@]host[:port][/prefix], mqtts://…, jsonl:PATH "
+                        "or stdout (repeatable)")
+    replay.add_argument("--speed", type=float, default=1.0,
+                        help="pace factor: 2 replays twice as fast (default 1)")
+    replay.add_argument("--loop", action="store_true", help="start over at the end, forever")
+    replay.add_argument("--camera-id", help="publish as this camera (a one-camera recording)")
+    replay.add_argument("--prefix", help="topic prefix (default: the sink URL's, else "
+                        "affectstream)")
+    replay.add_argument("--config", type=Path, help="YAML config (its mqtt section: TLS, "
+                        "credentials)")
+    watch = sub.add_parser("watch", help="live terminal view of every camera on a broker")
+    watch.add_argument("url", metavar="mqtt://host[:port][/prefix]")
+    watch.add_argument("--seconds", type=float,
+                       help="stop after this many seconds (default: until Ctrl-C)")
+    watch.add_argument("--config", type=Path, help="YAML config (its mqtt section: TLS, "
+                       "credentials)")
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -287,8 +317,39 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return eval_spotting(args, _load(args))
 
 
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from affectstream.schemas.export import all_schemas, write_schemas
+
+    if args.out is None:
+        print(json.dumps(all_schemas(), indent=2, ensure_ascii=False))
+        return 0
+    for path in write_schemas(args.out):
+        print(path)
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from affectstream.publish.replay import ReplayOptions, replay_command
+
+    options = ReplayOptions(args.file, args.sink, args.speed, args.loop, args.camera_id,
+                            args.prefix)
+    sent = replay_command(options, _load(argparse.Namespace(config=args.config)).mqtt)
+    from affectstream.terminal import current
+
+    current().note(f"replayed {sent} messages")
+    return 0
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from affectstream.watch import watch_command
+
+    return watch_command(args.url, _load(argparse.Namespace(config=args.config)).mqtt,
+                         args.seconds)
+
+
 _COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "spot": _cmd_spot, "bench": _cmd_bench,
-             "models": _cmd_models, "config": _cmd_config, "eval": _cmd_eval}
+             "models": _cmd_models, "config": _cmd_config, "eval": _cmd_eval,
+             "schema": _cmd_schema, "replay": _cmd_replay, "watch": _cmd_watch}
 
 
 def _quiet_native_logs() -> None:

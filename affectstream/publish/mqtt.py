@@ -85,7 +85,7 @@ def parse_mqtt_url(url: str, cfg: MqttConfig) -> MqttTarget:
     )
 
 
-def _tls_context(cfg: MqttConfig) -> ssl.SSLContext:
+def tls_context(cfg: MqttConfig) -> ssl.SSLContext:
     try:
         ctx = ssl.create_default_context(
             cafile=str(cfg.ca_file) if cfg.ca_file is not None else None)
@@ -149,7 +149,7 @@ class MqttSink:
     async def start(self) -> None:
         if self.target.embedded:
             await self._start_embedded()
-        self._tls = _tls_context(self._cfg) if self.target.tls else None
+        self._tls = tls_context(self._cfg) if self.target.tls else None
         self._first = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(), name=f"mqtt {self.name}")
         await self._first  # raises SinkError for bad credentials / untrusted certificates
