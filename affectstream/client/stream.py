@@ -23,7 +23,7 @@ from affectstream.client.state import State
 from affectstream.clock import SYSTEM_CLOCK, Clock
 from affectstream.config import MqttConfig
 from affectstream.errors import BrokerError, SinkError
-from affectstream.publish.mqtt import parse_mqtt_url, tls_context
+from affectstream.publish.mqtt import NO_DELAY, parse_mqtt_url, tls_context
 
 log = logging.getLogger("affectstream.client")
 
@@ -116,7 +116,7 @@ class Client:
         return aiomqtt.Client(
             t.host, t.port, username=t.username, password=t.password, identifier=self._id,
             keepalive=self._cfg.keepalive_s, timeout=self._cfg.connect_timeout_s,
-            tls_context=tls_context(self._cfg) if t.tls else None)
+            tls_context=tls_context(self._cfg) if t.tls else None, socket_options=NO_DELAY)
 
     async def _run(self) -> None:
         backoff = FIRST_BACKOFF_S
