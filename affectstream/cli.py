@@ -149,13 +149,12 @@ def _subscriber_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     replay.add_argument("--camera-id", help="publish as this camera (a one-camera recording)")
     replay.add_argument("--prefix", help="topic prefix (default: the sink URL's, else "
                         "affectstream)")
-    replay.add_argument("--config", type=Path, help="YAML config (its mqtt section: TLS, "
-                        "credentials)")
     watch = sub.add_parser("watch", help="live terminal view of every camera on a broker")
     watch.add_argument("url", metavar="mqtt://host[:port][/prefix]")
     watch.add_argument("--seconds", type=float,
                        help="stop after this many seconds (default: until Ctrl-C)")
-    watch.add_argument("--config", type=Path, help="YAML config (its mqtt section: TLS, "
+    for p in (replay, watch):
+        p.add_argument("--config", type=Path, help="YAML config (its mqtt section: TLS, "
                        "credentials)")
 
 
@@ -322,20 +321,18 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
     if args.out is None:
         print(json.dumps(all_schemas(), indent=2, ensure_ascii=False))
-        return 0
-    for path in write_schemas(args.out):
-        print(path)
+    else:
+        print("\n".join(map(str, write_schemas(args.out))))
     return 0
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from affectstream.publish.replay import ReplayOptions, replay_command
+    from affectstream.terminal import current
 
     options = ReplayOptions(args.file, args.sink, args.speed, args.loop, args.camera_id,
                             args.prefix)
     sent = replay_command(options, _load(argparse.Namespace(config=args.config)).mqtt)
-    from affectstream.terminal import current
-
     current().note(f"replayed {sent} messages")
     return 0
 

@@ -140,3 +140,12 @@ def test_cli_schema_messages_writes_the_shipped_files(tmp_path: Path) -> None:
     with contextlib.redirect_stdout(buf):
         assert main(["schema", "messages"]) == 0
     assert json.loads(buf.getvalue()) == all_schemas()
+
+
+def test_docs_messages_md_lists_every_field_as_the_models_say() -> None:
+    from affectstream.schemas.doc import END, START, field_tables
+
+    text = (Path(__file__).parents[2] / "docs" / "messages.md").read_text(encoding="utf-8")
+    section = text[text.index(START):text.index(END) + len(END)]
+    assert section == field_tables(), ("docs/messages.md is stale: paste the output of "
+                                       "python -m affectstream.schemas.doc")
