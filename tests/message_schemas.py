@@ -49,3 +49,16 @@ def line_errors(line: Any) -> list[str]:
     if not isinstance(line, dict) or set(line) != {"topic", "payload"}:
         return [f"not a {{topic, payload}} object: {str(line)[:120]}"]
     return message_errors(line["topic"], line["payload"])
+
+
+def stats_payload(**overrides: Any) -> dict[str, Any]:
+    """A complete ``stats`` payload (what RunStats gives ``messages.stats``) with ``overrides``;
+    ``vlm`` overrides are merged into the zero counters."""
+    vlm = {"calls": 0, "failures": 0, "in_flight": 0, "latency_ms_p50": None,
+           "latency_ms_p95": None, "prompt_tokens_mean": None, **overrides.pop("vlm", {})}
+    none = {"p50": None, "p95": None}
+    return {"ts": 1_795_000_000.0, "uptime_s": 1.0, "frames": 0, "dropped": 0, "stale": 0,
+            "errors": 0, "fps": 0.0, "reconnects": 0, "stalls": 0, "tracks": 0,
+            "state": "running", "open_failures": 0, "bursts": 0, "bursts_per_min": 0.0,
+            "primary": None, "stages_ms": {"end_to_end": none}, "publish_ms": none,
+            "vlm": vlm, "sinks": {}, **overrides}

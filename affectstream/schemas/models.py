@@ -23,7 +23,7 @@ Camera = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$",
                               description="Camera id, as in the topic ({prefix}/{camera}/…).")]
 TrackId = Annotated[int, Field(ge=0, description="Face track id, stable while the face is "
                                                  "tracked; unique within a run of a camera.")]
-Wall = Annotated[float, Field(gt=0, description="Wall-clock time, seconds since the Unix epoch.")]
+Wall = Annotated[float, Field(ge=0, description="Wall-clock time, seconds since the Unix epoch.")]
 StreamS = Annotated[float, Field(ge=0)]
 Count = Annotated[int, Field(ge=0)]
 Unit = Annotated[float, Field(ge=0, le=1)]
