@@ -10,41 +10,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+from affectstream.cliargs import (
+    common_run_args,
+    report_arg,
+    research_commands,
+    subparsers,
+    subscriber_commands,
+    terminal_args,
+    web_args,
+)
 from affectstream.errors import AffectStreamError
-
-
-def _common_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="YAML config file (see configs/default.yaml)")
-    p.add_argument("--camera-id", help="camera name used in topics and messages")
-
-
-def _terminal_args(p: argparse.ArgumentParser, *, top: bool) -> None:
-    """On the program and on every command (``affectstream --quiet run`` and ``affectstream
-    run --quiet`` alike); a command's copy defaults to SUPPRESS so it never undoes the
-    program's."""
-    def default(value: object) -> object:
-        return value if top else argparse.SUPPRESS
-    p.add_argument("-q", "--quiet", action="store_true", default=default(False),
-                   help="warnings and errors only: no progress bars, no notes")
-    p.add_argument("--log-format", choices=["text", "json"], default=default("text"),
-                   help="json: one JSON object per stderr line (ts, level, logger, message)")
-    p.add_argument("--progress", action="store_true", default=default(False),
-                   help="draw progress bars even when stderr is not a terminal")
-
-
-def _report_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--report", type=Path, metavar="F.html",
-                   help="write a self-contained HTML report of the run to this file when it "
-                   "ends")
-
-
-def _web_args(p: argparse.ArgumentParser, *, metrics: bool = True) -> None:
-    p.add_argument("--preview", metavar="HOST:PORT",
-                   help="serve the live preview page (annotated video, events, /metrics) on "
-                   "HOST:PORT, :PORT or PORT (host 127.0.0.1)")
-    if metrics:
-        p.add_argument("--metrics", metavar="HOST:PORT",
-                       help="serve Prometheus /metrics and /healthz on a port of their own")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -53,11 +28,11 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Real-time facial micro-expression bursts and emotion updates from video.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    _terminal_args(parser, top=True)
+    terminal_args(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="the main job: watch a source and publish what it finds")
-    _common_run_args(run)
+    common_run_args(run)
     run.add_argument("--source", help="webcam index (0), rtsp://…, http(s)://…, a file, or demo")
     run.add_argument("--sink", action="append",
                      help="mqtt://[user:pass@]host[:port][/prefix], mqtts://…, mqtt://embedded, "
@@ -68,23 +43,23 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-seconds", type=float, help="stop after this many seconds")
     run.add_argument("--no-realtime", action="store_true", help="run a file as fast as possible")
     run.add_argument("--loop", action="store_true", help="repeat a file source")
-    _report_arg(run)
-    _web_args(run)
+    report_arg(run)
+    web_args(run)
 
     demo = sub.add_parser("demo", help="the main job on the built-in demo clip (offline, CPU)")
     demo.add_argument("--no-realtime", action="store_true", help="run the clip as fast as possible")
     demo.add_argument("--sink", action="append", help="extra sinks (mqtt://…, jsonl:PATH, stdout)")
-    _report_arg(demo)
-    _web_args(demo)
+    report_arg(demo)
+    web_args(demo)
 
     spot = sub.add_parser("spot", help="offline burst spotting on a file")
-    _common_run_args(spot)
+    common_run_args(spot)
     spot.add_argument("--source", required=True, help="video or image file")
     spot.add_argument("--json", action="store_true", help="print JSON")
-    _report_arg(spot)
+    report_arg(spot)
 
     bench = sub.add_parser("bench", help="perception throughput and per-stage latency")
-    _common_run_args(bench)
+    common_run_args(bench)
     bench.add_argument("--source", required=True, help="video file")
     bench.add_argument("--frames", type=int, help="frames to process (loops the file)")
     bench.add_argument("--json", action="store_true", help="print JSON")
@@ -94,7 +69,7 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--vlm-backend", choices=["none", "transformers", "openai"])
     bench.add_argument("--vlm-model", help="VLM model id or local directory")
     bench.add_argument("--vlm-url", help="OpenAI-compatible server URL")
-    _web_args(bench, metrics=False)  # with --pipeline full: measures the preview's cost
+    web_args(bench, metrics=False)  # with --pipeline full: measures the preview's cost
 
     models = sub.add_parser("models", help="model registry")
     msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -104,56 +79,17 @@ def _build_parser() -> argparse.ArgumentParser:
     path = msub.add_parser("path", help="print the local path of a model (fetching it if needed)")
     path.add_argument("name")
 
-    ev = sub.add_parser("eval", help="research tools: benchmarks and evaluations")
-    esub = ev.add_subparsers(dest="eval_command", required=True, metavar="ACTION")
-    sp = esub.add_parser("spotting", help="spotting benchmark: live spotter vs the LBP baseline, "
-                         "MEGC scoring (builds the default set once when no clips are given)")
-    _common_run_args(sp)
-    sp.add_argument("--bench", type=Path, help="a built benchmark folder (with manifest.json)")
-    sp.add_argument("--videos", type=Path, nargs="+", help="video files to score instead")
-    sp.add_argument("--truth", type=Path, nargs="+", help="one truth JSON per --videos file")
-    sp.add_argument("--media", type=Path, help="folder holding the benchmark's source clips")
-    sp.add_argument("--set", choices=["default", "heldout"], default="default",
-                    help="the built-in set to build and score: default, or heldout (the same "
-                    "footage with other injections, no controls)")
-    sp.add_argument("--clips", nargs="+", help="only these clips of the set (by name)")
-    sp.add_argument("--plots", type=Path,
-                    help="folder for one PNG per clip (default: plots/ in the benchmark folder)")
-    sp.add_argument("--json", action="store_true", help="print the report as JSON")
-    _report_arg(sp)
-    dfer = esub.add_parser("dfer", help="VLM emotion recognition on a DFER dataset under the "
-                           "paper's conditions (sparse, dense, enriched, events; calibrated)")
-    _common_run_args(dfer)
-    dfer.add_argument("--vlm-backend", choices=["transformers", "openai"])
-    dfer.add_argument("--vlm-model", help="served model name or model directory")
-    dfer.add_argument("--vlm-url", help="OpenAI-compatible server URL (…/v1)")
-    from affectstream.eval.dfer_command import add_arguments
-
-    add_arguments(dfer)
-
-    from affectstream.eval.tuneargs import calibrate_args, finetune_args
-
-    calibrate_args(esub)
-    finetune_args(sub)
+    research_commands(sub)
 
     config = sub.add_parser("config", help="configuration")
     csub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     csub.add_parser("schema", help="print the JSON schema of the config")
     check = csub.add_parser("check", help="validate a config file")
     check.add_argument("file", type=Path)
-    for command in _subparsers(parser):
-        _terminal_args(command, top=False)
+    subscriber_commands(sub)
+    for command in subparsers(parser):
+        terminal_args(command, top=False)
     return parser
-
-
-def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
-    """Every command and action parser below ``parser``."""
-    out = []
-    for action in parser._actions:  # argparse has no public walk of its subparsers
-        if isinstance(action, argparse._SubParsersAction):
-            for child in dict.fromkeys(action.choices.values()):
-                out += [child, *_subparsers(child)]
-    return out
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -318,9 +254,38 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return finetune_command(args)
 
 
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from affectstream.schemas.export import all_schemas, write_schemas
+
+    if args.out is None:
+        print(json.dumps(all_schemas(), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(map(str, write_schemas(args.out))))
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from affectstream.publish.replay import ReplayOptions, replay_command
+    from affectstream.terminal import current
+
+    options = ReplayOptions(args.file, args.sink, args.speed, args.loop, args.camera_id,
+                            args.prefix)
+    sent = replay_command(options, _load(argparse.Namespace(config=args.config)).mqtt)
+    current().note(f"replayed {sent} messages")
+    return 0
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from affectstream.watch import watch_command
+
+    return watch_command(args.url, _load(argparse.Namespace(config=args.config)).mqtt,
+                         args.seconds)
+
+
 _COMMANDS = {"run": _cmd_run, "demo": _cmd_demo, "spot": _cmd_spot, "bench": _cmd_bench,
              "models": _cmd_models, "config": _cmd_config, "eval": _cmd_eval,
-             "finetune": _cmd_finetune}
+             "finetune": _cmd_finetune, "schema": _cmd_schema, "replay": _cmd_replay,
+             "watch": _cmd_watch}
 
 
 def _quiet_native_logs() -> None:

@@ -23,3 +23,7 @@ class ModelError(AffectStreamError):
 
 class SinkError(AffectStreamError):
     """An output sink cannot be created or used."""
+
+
+class BrokerError(AffectStreamError):
+    """A subscriber (``affectstream.client``, ``watch``) cannot reach or use an MQTT broker."""

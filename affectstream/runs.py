@@ -88,6 +88,18 @@ class _SpotFeed:
 
     def stats(self, result: SpotResult) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self._started, 1e-6)
-        return {"frames": result.frames, "file_fps": result.fps, "bursts": len(result.bursts),
-                "fps": round(result.frames / elapsed, 2), "uptime_s": round(elapsed, 3),
-                "stages_ms": {s: percentiles(v) for s, v in self._stage_ms.items()}}
+        # A whole stats/1 payload (the report reads it like a run's), with the counters a
+        # file spotted offline cannot have at zero.
+        none = percentiles(())
+        return {"ts": round(time.time(), 3), "uptime_s": round(elapsed, 3),
+                "frames": result.frames, "dropped": 0, "stale": 0, "errors": 0,
+                "fps": round(result.frames / elapsed, 2), "reconnects": 0, "stalls": 0,
+                "tracks": 0, "state": "running", "open_failures": 0,
+                "bursts": len(result.bursts),
+                "bursts_per_min": round(len(result.bursts) / max(elapsed / 60, 1 / 60), 2),
+                "primary": None,
+                "stages_ms": {s: percentiles(v) for s, v in self._stage_ms.items()},
+                "publish_ms": none,
+                "vlm": {"calls": 0, "failures": 0, "in_flight": 0, "latency_ms_p50": None,
+                        "latency_ms_p95": None, "prompt_tokens_mean": None},
+                "sinks": {}}

@@ -25,7 +25,7 @@ from cli_helpers import (
     read_jsonl,
     track_events,
 )
-from schemas import schema_errors
+from message_schemas import schema_errors
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -222,7 +222,8 @@ def test_max_seconds_flushes_everything(
     assert 0 < final["frames"] < SINGLE_FACE_FRAMES, "the run was not stopped mid-clip"
     assert final["bursts"] == len(payloads(lines, "bursts"))
     for burst in payloads(lines, "bursts"):
-        assert not schema_errors("burst", burst), schema_errors("burst", burst)
+        assert not schema_errors("affectstream.burst/1", burst), \
+            schema_errors("affectstream.burst/1", burst)
 
 
 @pytest.mark.e2e

@@ -61,6 +61,15 @@ FORBIDDEN = {
     # the web server knows messages, stats and the frame types, not what produced them
     "web": {"detectors", "stream", "specialist", "emotion", "vlm", "app", "cli", "eval",
             "camera", "demo", "benchmark", "stats"},
+    # the message contract depends on nothing but pydantic: subscribers import it alone
+    "schemas": {"detectors", "stream", "specialist", "emotion", "vlm", "publish", "web", "app",
+                "cli", "eval", "camera", "demo", "benchmark", "stats", "report", "runs",
+                "client", "watch", "config", "types"},
+    # subscribers' side: messages off a broker, never the pipeline that makes them
+    "client": {"detectors", "stream", "specialist", "emotion", "vlm", "web", "app", "cli",
+               "eval", "camera", "demo", "benchmark", "stats", "report", "runs", "watch"},
+    "watch": {"detectors", "stream", "specialist", "emotion", "vlm", "web", "app", "cli",
+              "eval", "camera", "demo", "benchmark", "stats", "report", "runs"},
 }
 
 
@@ -76,7 +85,12 @@ def test_layers_import_only_what_the_design_allows() -> None:
 
 def test_nothing_imports_the_cli() -> None:
     users = [m for m, p in _modules().items() if m != "affectstream.__main__" and any(
-        i.startswith("affectstream.cli") for i in _imports(p, module_level_only=False))]
+        i == "affectstream.cli" or i.startswith("affectstream.cli.")  # not .client
+        for i in _imports(p, module_level_only=False))]
+    assert users == []
+    # its argument definitions are the CLI's alone too
+    users = [m for m, p in _modules().items() if m != "affectstream.cli" and any(
+        i == "affectstream.cliargs" for i in _imports(p, module_level_only=False))]
     assert users == []
 
 

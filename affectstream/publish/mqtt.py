@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import secrets
+import socket
 import ssl
 import sys
 from collections import deque
@@ -40,6 +41,10 @@ log = logging.getLogger("affectstream.publish.mqtt")
 
 _FIRST_BACKOFF_S = 0.25
 _AUTH_CODES = {4, 5, 134, 135}  # MQTT 3.1.1 bad credentials / not authorised, MQTT 5 equivalents
+# Small messages go out at once: with Nagle's algorithm a message sent right after a QoS-0 one
+# waits for the broker's delayed TCP ACK (about 40 ms on Linux), which breaks burst latency (P2)
+# and replay pacing. paho leaves the socket as it is.
+NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +90,7 @@ def parse_mqtt_url(url: str, cfg: MqttConfig) -> MqttTarget:
     )
 
 
-def _tls_context(cfg: MqttConfig) -> ssl.SSLContext:
+def tls_context(cfg: MqttConfig) -> ssl.SSLContext:
     try:
         ctx = ssl.create_default_context(
             cafile=str(cfg.ca_file) if cfg.ca_file is not None else None)
@@ -149,7 +154,7 @@ class MqttSink:
     async def start(self) -> None:
         if self.target.embedded:
             await self._start_embedded()
-        self._tls = _tls_context(self._cfg) if self.target.tls else None
+        self._tls = tls_context(self._cfg) if self.target.tls else None
         self._first = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(), name=f"mqtt {self.name}")
         await self._first  # raises SinkError for bad credentials / untrusted certificates
@@ -204,6 +209,7 @@ class MqttSink:
             identifier=self._client_id, keepalive=self._cfg.keepalive_s,
             timeout=self._cfg.connect_timeout_s, tls_context=self._tls,
             will=aiomqtt.Will(self._availability, "offline", qos=1, retain=True),
+            socket_options=NO_DELAY,
         )
 
     async def _run(self) -> None:

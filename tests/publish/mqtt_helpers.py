@@ -114,12 +114,14 @@ class Mosquitto:
 
     def __init__(self, workdir: Path, *, auth: bool | None = None, tls: bool = False,
                  persistent: bool = False, username: str = "affect",
-                 password: str = "p4ss-w0rd") -> None:
+                 password: str = "p4ss-w0rd", options: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
         # TLS comes with a password by default: R5 is about the two together.
         self.auth = tls if auth is None else auth
         self.tls = tls
         self.persistent = persistent
+        self.options = options
+        """Extra mosquitto.conf lines (``set_tcp_nodelay true``)."""
         self.username: str | None = username if self.auth else None
         self.password: str | None = password if self.auth else None
         self.port = free_port()
@@ -148,7 +150,7 @@ class Mosquitto:
         lines = [f"listener {self.port} 127.0.0.1",
                  f"allow_anonymous {'false' if self.auth else 'true'}",
                  f"persistence {'true' if self.persistent else 'false'}",
-                 "log_dest stderr"]
+                 "log_dest stderr", *self.options]
         if self.persistent:
             lines += [f"persistence_location {self.workdir}/", "autosave_interval 1"]
         if os.geteuid() == 0:

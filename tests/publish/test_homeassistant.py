@@ -14,6 +14,7 @@ import pytest
 
 from affectstream.publish import homeassistant as ha
 from affectstream.publish import messages
+from affectstream.schemas.topics import topic_for
 
 CFG = ha.DiscoveryConfig()
 
@@ -206,7 +207,7 @@ def test_schema_rejects_broken_payloads() -> None:
 def test_topics_follow_the_stream_topics() -> None:
     payload = ha.discovery_payload("affectstream", "cam0", "0.1.0")
     # the MQTT sink publishes f"{prefix}/{message.topic}"
-    stats_topic = "affectstream/" + messages.stats("cam0", {}).topic
+    stats_topic = "affectstream/" + topic_for("stats", "cam0")
     avail = messages.availability("cam0", True)
     assert all(c["state_topic"] == stats_topic == "affectstream/cam0/stats"
                for c in payload["cmps"].values())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from message_schemas import stats_payload
 
 from affectstream.config import Config, ReportConfig
 from affectstream.errors import ConfigError
@@ -55,7 +56,7 @@ def test_messages_are_sorted_by_camera_and_kind() -> None:
     c.publish(messages.burst(_burst(10)))
     c.publish(messages.emotion(_update(2.0)))
     c.publish(messages.emotion_cleared("cam0", 1))
-    c.publish(messages.stats("cam0", {"frames": 5, "stages_ms": {}}))
+    c.publish(messages.stats("cam0", stats_payload(frames=5, stages_ms={})))
     c.publish(messages.process_stats({}, 0.0))
     (rec,) = c.cameras()
     assert [b["id"] for b in rec.bursts] == ["cam0-x-t1-f10"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import cli, read_jsonl
-from schemas import schema_errors
+from message_schemas import schema_errors
 
 from affectstream.config import Config, SourceConfig, SpecialistConfig
 from affectstream.labels import DFEW7
@@ -66,7 +66,7 @@ def test_run_publishes_specialist_updates_that_follow_the_smile(
     emotions = [ln["payload"] for ln in read_jsonl(out) if ln["topic"].endswith("/emotion")]
     assert len(emotions) >= 3, emotions
     for e in emotions:
-        assert schema_errors("emotion", e) == []
+        assert schema_errors("affectstream.emotion/1", e) == []
         assert e["source"] == "specialist" and e["model"] == "fer-minixception"
         assert math.isclose(sum(e["probs"].values()), 1.0, abs_tol=1e-3)
         assert e["label"] == max(e["probs"], key=e["probs"].get)

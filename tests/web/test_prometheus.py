@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from message_schemas import stats_payload
 from prometheus_client.parser import text_string_to_metric_families
 
 from affectstream.publish import messages
@@ -43,12 +44,11 @@ def _emotion(source: str) -> EmotionUpdate:
 
 def test_stats_bursts_emotions_and_stages_become_metrics() -> None:
     metrics = Metrics()
-    stats = {"frames": 120, "dropped": 3, "stale": 1, "fps": 29.5, "reconnects": 2,
-             "state": "running", "vlm": {"calls": 4, "failures": 1, "in_flight": 1},
-             "sinks": {"mqtt://u:***@broker:1883": {"queued": 7, "dropped": 0,
-                                                    "connected": True,
-                                                    "burst_to_broker_ms": {"p50": 12.0,
-                                                                           "p95": 40.0}}}}
+    stats = stats_payload(
+        frames=120, dropped=3, stale=1, fps=29.5, reconnects=2, state="running",
+        vlm={"calls": 4, "failures": 1, "in_flight": 1},
+        sinks={"mqtt://u:***@broker:1883": {"queued": 7, "dropped": 0, "connected": True,
+                                            "burst_to_broker_ms": {"p50": 12.0, "p95": 40.0}}})
     for message in (messages.stats("door", stats), messages.burst(_burst("micro")),
                     messages.burst(_burst("macro")), messages.burst(_burst("micro")),
                     messages.emotion(_emotion("vlm")), messages.emotion(_emotion("facs")),
@@ -83,7 +83,8 @@ def test_registries_are_private() -> None:
 def test_every_documented_metric_is_served_and_the_grafana_panel_is_json() -> None:
     text = DOC.read_text(encoding="utf-8")
     metrics = Metrics()
-    metrics.observe(messages.stats("cam0", {"sinks": {"stdout": {"queued": 0}}}))
+    metrics.observe(messages.stats("cam0", stats_payload(
+        sinks={"stdout": {"queued": 0, "dropped": 0, "connected": True}})))
     metrics.observe(messages.burst(_burst("micro")))
     metrics.observe(messages.emotion(_emotion("vlm")))
     metrics.tap("cam0", Frame(0, 0.0, 0.0, np.zeros((2, 2, 3), np.uint8)),
