@@ -29,6 +29,10 @@ class _Tracks(Protocol):
     def tracks(self) -> dict[int, Any]: ...
 
 
+_BUILT_IN_SECTIONS = ("vlm",)
+"""Stats sections of the built-in estimators, documented in the stats message's model."""
+
+
 class RunStats:
     def __init__(self, camera: str, capture: CaptureThread | None, sinks: _SinkStats,
                  perception: _Tracks | None, *, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -120,4 +124,16 @@ class RunStats:
                 "vlm": {"calls": 0, "failures": 0, "in_flight": 0, "latency_ms_p50": None,
                         "latency_ms_p95": None, "prompt_tokens_mean": None},
                 "sinks": self._sinks.stats(),
-            } | {k: v for section in self.sections for k, v in section().items()}
+            } | self._sections()
+
+    def _sections(self) -> dict[str, Any]:
+        """The estimators' sections: the built-in ones in their documented place, any other
+        (an estimator registered by another package) under ``estimators``."""
+        out: dict[str, Any] = {"estimators": {}}
+        for section in self.sections:
+            for key, value in section().items():
+                if key in _BUILT_IN_SECTIONS:
+                    out[key] = value
+                else:
+                    out["estimators"][key] = value
+        return out

@@ -13,7 +13,9 @@ START = "<!-- fields: generated from the models, do not edit by hand -->"
 END = "<!-- fields: end -->"
 
 
-def _type(prop: dict[str, Any], defs: dict[str, Any]) -> str:
+def _type(prop: dict[str, Any] | bool, defs: dict[str, Any]) -> str:
+    if isinstance(prop, bool):  # additionalProperties: true, any value
+        return "any"
     if "$ref" in prop:
         return "object " + str(prop["$ref"]).rsplit("/", 1)[-1]
     if "const" in prop:

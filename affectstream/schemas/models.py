@@ -168,9 +168,12 @@ class Emotion(_Payload):
     arousal: Unit = Field(description="Arousal, 0 (calm) to 1 (excited).")
     confidence: Unit = Field(description="The estimator's confidence, 0 to 1.")
     rationale: str = Field(description="Short reason given by the estimator (may be empty).")
-    source: Literal["vlm", "specialist", "facs"] = Field(
+    source: str = Field(
+        pattern=r"^[a-z][a-z0-9_-]*$",
+        examples=["vlm", "specialist", "facs"],
         description="Estimator: vlm (a vision-language model), specialist (ONNX classifier) or "
-                    "facs (prototype rules over action units).")
+                    "facs (prototype rules over action units) for the built-in ones; an "
+                    "estimator registered by another package gives its own name.")
     model: str = Field(min_length=1, description="Model id or rule set that made the update.")
     calibrated: bool = Field(description="Whether label-prior calibration was applied.")
     keyframes_s: list[StreamS] = Field(description="Stream times of the keyframes shown to the "
@@ -272,6 +275,11 @@ class Stats(_Payload):
     vlm: VlmStats = Field(description="The VLM stage's counters.")
     sinks: dict[str, SinkStats] = Field(description="Each sink by name (URLs with the password "
                                                     "redacted).")
+    estimators: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Counters of emotion estimators registered by other packages, one object per "
+                    "section name, as each estimator reports them (the built-in VLM's are in "
+                    "vlm); empty without such estimators.")
 
 
 class ProcessStats(_Payload):

@@ -129,4 +129,5 @@ def test_a_registered_toy_estimator_joins_a_real_run(
     assert sources == {"toy", "facs"}, sources  # the built-in fallback still runs beside it
     toy_updates = [e for e in emotions if e["source"] == "toy"]
     assert [e["label"] for e in toy_updates] == ["happiness"] * summary.tracks
-    assert summary.stats["toy"] == {"frames": estimator.frames}
+    # a section of its own, under estimators (documented in the stats message's schema)
+    assert summary.stats["estimators"] == {"toy": {"frames": estimator.frames}}
