@@ -3,22 +3,15 @@ with ffmpeg from the test media (looped, corrupt, grey, odd-sized, dark)."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import CLI_TIMEOUT_S
+from fault_run import ffmpeg
 from rtsp_fixture import RtspServer, free_port, require_rtsp_server
 
 LOOPS = 49
 """Extra passes of the 2.4 s clip in the served file (2 minutes): longer than any test runs."""
-
-
-def ffmpeg(*args: str) -> None:
-    proc = subprocess.run(["ffmpeg", "-v", "error", "-y", *args], capture_output=True,
-                          text=True, timeout=CLI_TIMEOUT_S)
-    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.fixture(scope="session")

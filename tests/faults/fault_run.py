@@ -15,6 +15,14 @@ from typing import Any
 
 from cli_helpers import CLI_TIMEOUT_S, cli_env, payloads, read_jsonl, topic
 
+
+def ffmpeg(*args: str) -> None:
+    """ffmpeg with these arguments (quiet, overwriting); fails the test on an error."""
+    proc = subprocess.run(["ffmpeg", "-v", "error", "-y", *args], capture_output=True,
+                          text=True, timeout=CLI_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr
+
+
 STATS_INTERVAL_S = 0.25
 """Small, so the stats ``frames`` counter places the return of frames to within a quarter
 second."""

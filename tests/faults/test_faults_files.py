@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 from cli_helpers import track_events
-from conftest import ffmpeg
-from fault_run import Run, assert_ended_cleanly, write_config
+from fault_run import Run, assert_ended_cleanly, ffmpeg, write_config
 from media import corrupt_copy
 from message_schemas import line_errors
 
