@@ -6,8 +6,9 @@ of their own, so the pace comes from the payloads' wall-clock ``ts``: a message 
 right after the one before it, and a ``ts`` earlier than an earlier line's never reorders lines.
 QoS and retain come from the topic table and the sinks are the run's own (an MQTT sink announces
 availability and registers its last will as in a live run); a track's ``end`` is followed by the
-empty retained message that deletes its emotion, as a live run does. The recording is read and
-checked whole before anything is published, so a bad line fails before the broker sees a message.
+empty retained message that deletes its emotion, as a live run does. The recording is checked
+whole before anything is published, so a bad line fails before the broker sees a message, and
+then streamed, so its length does not matter.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -51,24 +52,57 @@ class Recorded:
     """The payload's wall-clock ``ts`` (None for availability)."""
 
 
-def read_recording(path: Path, camera_id: str | None = None) -> list[Recorded]:
-    """Every line of a ``jsonl:`` sink's file as the message a live run publishes; with
-    ``camera_id``, renamed to that camera. Raises SourceError naming the bad line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SourceError(f"cannot read recording {path}: {exc.strerror}; give the file a "
-                          "jsonl: sink wrote (affectstream run --sink jsonl:FILE)") from exc
-    out = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            out.append(_parse_line(path, number, line))
-    if not out:
-        raise SourceError(f"recording {path} is empty; record a run first with "
-                          "affectstream run --sink jsonl:FILE")
-    if camera_id is not None:
-        out = _renamed(path, out, camera_id)
-    return out
+class Recording:
+    """A ``jsonl:`` sink's file as the messages a live run publishes; with ``camera_id``,
+    renamed to that camera. Opening it checks every line in one streaming pass that keeps only
+    its cameras and its size, so a recording of any length replays in constant memory; each
+    pass of the replay reads it again. Raises SourceError naming the bad line."""
+
+    def __init__(self, path: Path, camera_id: str | None = None) -> None:
+        self.path = path
+        self._camera_id = camera_id
+        cameras: set[str] = set()
+        count = 0
+        for item in self._lines():
+            count += 1
+            if (match := route_of(item.message.topic)) and match.camera:
+                cameras.add(match.camera)
+        if not count:
+            raise SourceError(f"recording {path} is empty; record a run first with "
+                              "affectstream run --sink jsonl:FILE")
+        if camera_id is not None and len(cameras) > 1:
+            raise ConfigError(f"recording {path} has cameras {', '.join(sorted(cameras))}; "
+                              "--camera-id renames a one-camera recording only")
+        self._count = count
+        self.cameras = sorted(cameras) if camera_id is None or not cameras else [camera_id]
+        """The cameras its messages are about (after renaming)."""
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Recorded]:
+        for item in self._lines():
+            if self._camera_id is None:
+                yield item
+            else:
+                yield replace(item, message=_as_camera(item.message, self._camera_id))
+
+    def _lines(self) -> Iterator[Recorded]:
+        try:
+            stream = self.path.open(encoding="utf-8")
+        except OSError as exc:
+            raise SourceError(f"cannot read recording {self.path}: {exc.strerror}; give the "
+                              "file a jsonl: sink wrote (affectstream run --sink jsonl:FILE)"
+                              ) from exc
+        with stream:
+            for number, line in enumerate(stream, start=1):
+                if line.strip():
+                    yield _parse_line(self.path, number, line)
+
+
+def read_recording(path: Path, camera_id: str | None = None) -> Recording:
+    """The recording at ``path`` (see :class:`Recording`), checked whole."""
+    return Recording(path, camera_id)
 
 
 def _parse_line(path: Path, number: int, line: str) -> Recorded:
@@ -85,14 +119,6 @@ def _parse_line(path: Path, number: int, line: str) -> Recorded:
     payload = message.payload
     ts = payload.get("ts") if isinstance(payload, dict) else None
     return Recorded(message, float(ts) if isinstance(ts, int | float) else None)
-
-
-def _renamed(path: Path, recorded: list[Recorded], camera: str) -> list[Recorded]:
-    cameras = {m.camera for r in recorded if (m := route_of(r.message.topic)) and m.camera}
-    if len(cameras) > 1:
-        raise ConfigError(f"recording {path} has cameras {', '.join(sorted(cameras))}; "
-                          "--camera-id renames a one-camera recording only")
-    return [replace(r, message=_as_camera(r.message, camera)) for r in recorded]
 
 
 def _as_camera(message: Message, camera: str) -> Message:
@@ -143,10 +169,10 @@ class Pacer:
             await self._clock.sleep(delay)
 
 
-async def replay(recorded: list[Recorded], fanout: Fanout, speed: float = 1.0,
+async def replay(recorded: Iterable[Recorded], fanout: Fanout, speed: float = 1.0,
                  loop: bool = False, clock: Clock = SYSTEM_CLOCK) -> int:
-    """Publish ``recorded`` through ``fanout`` at its pace (forever with ``loop``); returns
-    the number of messages published."""
+    """Publish ``recorded`` (a :class:`Recording` or a list: read again for each pass of a
+    ``loop``) through ``fanout`` at its pace; returns the number of messages published."""
     sent = 0
     while True:
         pacer = Pacer(speed, clock)
@@ -187,10 +213,9 @@ def _with_prefix(spec: str, prefix: str | None) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + prefix.strip("/"), "", ""))
 
 
-async def _replay_to_sinks(options: ReplayOptions, recorded: list[Recorded],
+async def _replay_to_sinks(options: ReplayOptions, recorded: Recording,
                            mqtt: MqttConfig) -> int:
-    cameras = sorted({m.camera for r in recorded
-                      if (m := route_of(r.message.topic)) and m.camera})
+    cameras = recorded.cameras
     camera = cameras[0] if cameras else "cam0"
     sinks = [parse_sink(_with_prefix(spec, options.prefix), mqtt, camera, cameras)
              for spec in options.sinks]

@@ -102,3 +102,17 @@ def test_replay_refuses_a_renamed_multi_camera_recording(tmp_path: Path) -> None
     with pytest.raises(AffectStreamError, match="one-camera"):
         read_recording(path, camera_id="door")
     assert len(read_recording(path)) == 2
+
+
+def test_a_recording_is_checked_whole_then_read_again_for_each_pass(tmp_path: Path) -> None:
+    path = tmp_path / "rec.jsonl"
+    path.write_text('{"topic": "a/availability", "payload": "online"}\n\n'
+                    '{"topic": "a/availability", "payload": "offline"}\n')
+    recording = read_recording(path, camera_id="door")
+    assert len(recording) == 2 and recording.cameras == ["door"]
+    first = [(r.message.topic, r.message.payload) for r in recording]
+    assert first == [("door/availability", "online"), ("door/availability", "offline")]
+    assert [(r.message.topic, r.message.payload) for r in recording] == first  # a second pass
+    path.write_text(path.read_text() + "not json\n")
+    with pytest.raises(AffectStreamError, match="line 4"):  # nothing published before it
+        read_recording(path)
