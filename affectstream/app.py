@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from affectstream.camera import CameraRun, FrameTap, ResultHook, RunSummary
+from affectstream.camera import CameraRun, ResultHook, RunSummary
 from affectstream.config import Config
 from affectstream.emotion import EstimatorRegistry, default_registry
 from affectstream.publish import messages
 from affectstream.publish.messages import Message
 from affectstream.publish.sinks import Fanout, Sink, check_sink, parse_sink
+from affectstream.types import FrameTap
 
 log = logging.getLogger("affectstream")
 

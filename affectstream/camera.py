@@ -39,16 +39,12 @@ from affectstream.stream.capture import CaptureThread
 from affectstream.stream.perception import Perception
 from affectstream.stream.pipeline import perceive
 from affectstream.stream.sources import FileSource, VideoSource
-from affectstream.types import Burst, EmotionUpdate, Frame, FrameResult
+from affectstream.types import Burst, EmotionUpdate, Frame, FrameResult, FrameTap
 from affectstream.vlm.captions import caption_config
 
 log = logging.getLogger("affectstream")
 
 ResultHook = Callable[[FrameResult], None]
-FrameTap = Callable[[str, Frame, FrameResult], None]
-"""Called in a camera's perception worker thread with its id, each frame and that frame's result.
-It is on perception's path, so it must return at once: keep a reference or drop the frame,
-never encode or wait there. A tap that raises is logged and removed; perception goes on."""
 FIRST_RETRY_S = 0.25
 
 
@@ -106,7 +102,7 @@ def _perceive(capture: CaptureThread, perception: Perception, bridge: _Bridge,
         for item in perceive(capture.read, perception):
             if item.frame is not None:
                 stats.frame_done(item.result, time.time() - item.frame.ts)
-                _tap(taps, camera_id, item.frame, item.result)
+            _tap(taps, camera_id, item.frame, item.result)
             bridge.deliver(item.result)
     except Exception as exc:  # the error first, then what perception still holds
         if not isinstance(exc, AffectStreamError):
@@ -117,7 +113,8 @@ def _perceive(capture: CaptureThread, perception: Perception, bridge: _Bridge,
         bridge.end()
 
 
-def _tap(taps: list[FrameTap], camera_id: str, frame: Frame, result: FrameResult) -> None:
+def _tap(taps: list[FrameTap], camera_id: str, frame: Frame | None,
+         result: FrameResult) -> None:
     for tap in list(taps):
         try:
             tap(camera_id, frame, result)

@@ -28,7 +28,7 @@ from rich.text import Text
 
 from affectstream.config import Config
 from affectstream.terminal import current
-from affectstream.types import Frame, FrameResult
+from affectstream.types import Frame, FrameResult, FrameTap
 
 
 class _Fps(ProgressColumn):
@@ -67,11 +67,11 @@ class FrameProgress:
                 self._bar.ids[camera] = self._bar.add_task(camera, total=total)
 
     @property
-    def taps(self) -> list[Any]:
+    def taps(self) -> list[FrameTap]:
         return [self.tap] if self._bar is not None else []
 
-    def tap(self, camera_id: str, frame: Frame, _result: FrameResult) -> None:
-        if camera_id in self._counts:
+    def tap(self, camera_id: str, frame: Frame | None, _result: FrameResult) -> None:
+        if frame is not None and camera_id in self._counts:
             self._counts[camera_id] = frame.index + 1
 
     @contextlib.contextmanager

@@ -70,13 +70,12 @@ class _SpotFeed:
         self._started = time.monotonic()
 
     def __call__(self, item: Perceived) -> None:
-        if item.frame is not None:
-            self._progress.tap(self._camera, item.frame, item.result)
+        self._progress.tap(self._camera, item.frame, item.result)
         if self._rep is None:
             return
         out = item.result
+        self._rep.collector.tap(self._camera, item.frame, out)  # the end's flush too
         if item.frame is not None:
-            self._rep.collector.tap(self._camera, item.frame, out)
             for stage, ms in {**out.stages_ms, "end_to_end": item.latency_ms}.items():
                 self._stage_ms.setdefault(stage, deque(maxlen=_WINDOW)).append(ms)
         for event in (e for e in out.track_events if e.type == "new"):

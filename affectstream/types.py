@@ -8,6 +8,7 @@ wall-clock epoch seconds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -216,3 +217,11 @@ class FrameResult:
     log_lines: tuple[LogLine, ...] = ()
     keyframes: tuple[Keyframe, ...] = ()
     stages_ms: dict[str, float] = field(default_factory=dict)
+
+
+FrameTap = Callable[[str, Frame | None, FrameResult], None]
+"""Called in a camera's perception worker thread with its id, each frame and that frame's
+result, and once more at the end of the stream with ``None`` and the final flush (the bursts
+and track ends perception still held). It is on perception's path, so it must return at once:
+keep a reference or drop the frame, never encode or wait there. A tap that raises is logged and
+removed; perception goes on."""

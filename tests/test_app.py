@@ -38,12 +38,16 @@ class ListSink:
 def test_taps_see_every_frame_and_a_failing_tap_is_dropped(
         tmp_path: Path, media_dir: Path, model_paths: dict[str, Path]) -> None:
     seen: list[tuple[str, int, int]] = []
+    flushes: list[FrameResult] = []
 
-    def tap(camera: str, frame: Frame, result: FrameResult) -> None:
+    def tap(camera: str, frame: Frame | None, result: FrameResult) -> None:
+        if frame is None:  # the end of the stream: what perception still held
+            flushes.append(result)
+            return
         assert frame.image.ndim == 3
         seen.append((camera, frame.index, result.frame_index))
 
-    def broken(camera: str, frame: Frame, result: FrameResult) -> None:
+    def broken(camera: str, frame: Frame | None, result: FrameResult) -> None:
         raise RuntimeError("a viewer bug")
 
     out = tmp_path / "run.jsonl"
@@ -56,6 +60,8 @@ def test_taps_see_every_frame_and_a_failing_tap_is_dropped(
 
     assert len(seen) == summary.frames
     assert all(cam == "door" and a == b for cam, a, b in seen)
+    assert len(flushes) == 1 and flushes[0].frame_index == seen[-1][1]
+    assert [e.type for e in flushes[0].track_events] == ["end"]  # the stream's end ends it
     assert sink.started == 1 and sink.closed == 1
     written = [m["topic"] for m in read_jsonl(out)]
     assert [m.topic for m in sink.messages if not m.broker_only] == written

@@ -24,7 +24,7 @@ from affectstream.errors import ConfigError, SinkError
 from affectstream.publish.messages import Message
 from affectstream.report.collect import Collector, ReportSink
 from affectstream.report.page import RunInfo, render
-from affectstream.types import Frame, FrameResult
+from affectstream.types import FrameTap
 from affectstream.urls import redact_url
 
 __all__ = ["Report", "check_report_path", "open_report", "write_atomic"]
@@ -63,7 +63,7 @@ class Report:
             self.collector.camera(camera)
 
     @property
-    def taps(self) -> list[Callable[[str, Frame, FrameResult], None]]:
+    def taps(self) -> list[FrameTap]:
         return [self.collector.tap]
 
     @property

@@ -5,14 +5,13 @@ Three feeds, each from where it is cheapest:
 - :meth:`Collector.publish` (through :class:`ReportSink`, an in-process sink): the published
   messages, i.e. bursts, emotion updates, track events and the stats, exactly as subscribers
   got them;
-- :meth:`Collector.tap` (a frame tap, in each camera's perception thread): a small face crop
-  per tracked face into a short per-track ring, from which a burst's apex crop is picked as soon
-  as perception reports the burst;
+- :meth:`Collector.tap` (a frame tap, in each camera's perception thread): each burst's apex
+  crop, which perception made for the VLM (the apex keyframe), shrunk to a thumbnail;
 - :meth:`Collector.observer` (``spot`` only): the spotter's signal per track.
 
-The tap and the observer run on perception's path and only copy small crops or numbers; all
-encoding and drawing happens once, when the report is written. Everything is under one lock
-because the three feeds run in different threads.
+The tap and the observer run on perception's path and only shrink a crop per burst or copy
+numbers; all encoding and drawing happens once, when the report is written. Everything is
+under one lock because the three feeds run in different threads.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from typing import Any
 
 from affectstream.config import ReportConfig
 from affectstream.publish.messages import Message
-from affectstream.report.thumbs import CropRing, face_crop
+from affectstream.report.thumbs import thumbnail
 from affectstream.types import Frame, FrameResult, Image
 
 MAX_SIGNAL_POINTS = 200_000
@@ -66,7 +65,6 @@ class Collector:
         self._cfg = cfg
         self._lock = threading.Lock()
         self._cameras: dict[str, CameraRecord] = {}
-        self._rings: dict[tuple[str, int], CropRing] = {}
 
     # -- reading (once the run has ended) --------------------------------------------------
 
@@ -104,7 +102,6 @@ class Collector:
             if schema == "affectstream.burst/1":
                 self._keep(record.bursts, payload, "bursts_left_out", record)
                 record.last_s = max(record.last_s, float(payload["offset_s"]))
-                self._pick_thumb_late(record, payload)
             elif schema == "affectstream.emotion/1":
                 self._keep(record.emotions, payload, "emotions_left_out", record)
                 record.last_s = max(record.last_s, float(payload["window"]["end_s"]))
@@ -125,37 +122,20 @@ class Collector:
 
     # -- frames (perception thread) ---------------------------------------------------------
 
-    def tap(self, camera_id: str, frame: Frame, result: FrameResult) -> None:
-        """A frame tap: crops into the rings, apex crops picked for new bursts."""
-        if not self._cfg.thumbnails or self._cfg.max_thumbnails == 0:
-            with self._lock:
-                record = self._camera(camera_id)
-                record.last_s = max(record.last_s, frame.pts_s)
-            return
-        crops = [(face.track_id, face_crop(frame.image, face)) for face in result.faces]
+    def tap(self, camera_id: str, frame: Frame | None, result: FrameResult) -> None:
+        """A frame tap: the apex crop of each burst perception reported with this frame (or
+        with the end's flush) is kept as its thumbnail. Perception already made it, the same
+        aligned face crop the VLM sees (the apex keyframe), so this only shrinks it."""
+        apexes = [(kf.burst_id, kf.image) for kf in result.keyframes if kf.burst_id]
+        thumbs = [(b, thumbnail(image)) for b, image in apexes] if self._keeps_thumbs() else []
         with self._lock:
             record = self._camera(camera_id)
-            record.last_s = max(record.last_s, frame.pts_s)
-            for track_id, crop in crops:
-                self._rings.setdefault((camera_id, track_id), CropRing()).add(frame.index, crop)
-            for burst in result.bursts:
-                found = self._rings.get((camera_id, burst.track_id))
-                apex = found.at(burst.apex_frame) if found is not None else None
-                if apex is not None:
-                    self._add_thumb(record, burst.id, apex)
-            for event in result.track_events:
-                if event.type == "end":  # its bursts came with this frame or before
-                    self._rings.pop((camera_id, event.track_id), None)
+            record.last_s = max(record.last_s, result.pts_s)
+            for burst_id, crop in thumbs:
+                self._add_thumb(record, burst_id, crop)
 
-    def _pick_thumb_late(self, record: CameraRecord, payload: dict[str, Any]) -> None:
-        """A burst that the tap never saw (flushed at the end of the run, when perception
-        closes every track) still finds its apex crop in the track's ring."""
-        if not self._cfg.thumbnails or payload["id"] in record.thumbs:
-            return
-        ring = self._rings.get((record.camera, int(payload["track_id"])))
-        crop = ring.at(int(payload["apex_frame"])) if ring is not None else None
-        if crop is not None:
-            self._add_thumb(record, str(payload["id"]), crop)
+    def _keeps_thumbs(self) -> bool:
+        return self._cfg.thumbnails and self._cfg.max_thumbnails > 0
 
     def _add_thumb(self, record: CameraRecord, burst_id: str, crop: Image) -> None:
         record.thumbs[burst_id] = crop

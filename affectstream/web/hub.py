@@ -80,9 +80,9 @@ class Hub:
         self.events = broadcaster
         self._clock = clock
 
-    def tap(self, camera_id: str, frame: Frame, result: FrameResult) -> None:
+    def tap(self, camera_id: str, frame: Frame | None, result: FrameResult) -> None:
         view = self.cameras.get(camera_id)
-        if view is not None:
+        if view is not None and frame is not None:  # the end's flush has no frame to show
             view.latest = (frame, result)
             view.last_frame_at = self._clock()
 

@@ -139,7 +139,9 @@ class Metrics:
         self.events_dropped = Counter("affectstream_preview_events_dropped", "Messages dropped "
                                       "from slow /events clients' queues.", registry=reg)
 
-    def tap(self, camera_id: str, frame: Frame, result: FrameResult) -> None:
+    def tap(self, camera_id: str, frame: Frame | None, result: FrameResult) -> None:
+        if frame is None:
+            return  # the end's flush: no frame, no stage timings
         for stage, ms in result.stages_ms.items():
             self.stage.labels(camera_id, stage).observe(ms / 1000)
         self.stage.labels(camera_id, "end_to_end").observe(max(0.0, time.time() - frame.ts))

@@ -4,12 +4,12 @@ config, starts them before the cameras and closes them after (``app.Runner`` cal
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from affectstream.config import Config
 from affectstream.publish.sinks import Sink
-from affectstream.types import Frame, FrameResult
+from affectstream.types import FrameTap
 from affectstream.urls import redact_url
 from affectstream.web.events import Broadcaster
 from affectstream.web.hub import Hub, HubSink
@@ -23,7 +23,7 @@ class WebServices:
     urls: list[str] = field(default_factory=list)
 
     @property
-    def taps(self) -> list[Callable[[str, Frame, FrameResult], None]]:
+    def taps(self) -> list[FrameTap]:
         return [self.hub.tap, self.hub.metrics.tap]
 
     @property

@@ -16,7 +16,7 @@ from affectstream.publish import messages
 from affectstream.report import Report, check_report_path
 from affectstream.report.collect import Collector
 from affectstream.report.page import RunInfo, render
-from affectstream.types import Burst, EmotionUpdate, Face, Frame, FrameResult, TrackEvent
+from affectstream.types import Burst, EmotionUpdate, Face, Frame, FrameResult, Keyframe
 
 URL = re.compile(r"https?://", re.IGNORECASE)
 
@@ -43,11 +43,18 @@ def _frame(index: int) -> Frame:
     return Frame(index=index, pts_s=index / 30, ts=0.0, image=image)
 
 
-def _result(index: int, bursts: tuple[Burst, ...] = ()) -> FrameResult:
+def _result(index: int, bursts: tuple[Burst, ...] = (), *,
+            apex: bool = True) -> FrameResult:
+    """A frame's result with its bursts and, as perception makes them, their apex keyframes
+    (the aligned face crop the VLM sees)."""
     face = Face(track_id=1, frame_index=index, pts_s=index / 30, bbox=(100, 60, 220, 180),
                 score=0.9)
+    crop = np.zeros((224, 224, 3), np.uint8)
+    crop[56:168, 56:168] = 200
+    keyframes = tuple(Keyframe(b.track_id, b.apex_frame, b.apex_s, "apex", crop, b.id)
+                      for b in bursts) if apex else ()
     return FrameResult(frame_index=index, pts_s=index / 30, ts=0.0, faces=(face,),
-                       bursts=bursts)
+                       bursts=bursts, keyframes=keyframes)
 
 
 def test_messages_are_sorted_by_camera_and_kind() -> None:
@@ -87,11 +94,12 @@ def test_tap_picks_the_apex_crop_and_caps_thumbnails() -> None:
     assert crop.shape[0] >= 64 and crop.std() > 20, "the crop holds the bright face box"
 
 
-def test_a_burst_flushed_at_the_end_finds_its_crop_in_the_ring() -> None:
+def test_a_burst_flushed_at_the_end_gets_its_thumbnail() -> None:
     c = Collector(ReportConfig())
     for i in range(8):
         c.tap("cam0", _frame(i), _result(i))
-    c.publish(messages.burst(_burst(1)))  # apex 3: never seen by the tap
+    c.tap("cam0", None, _result(7, (_burst(1),)))  # the end's flush: no frame
+    c.publish(messages.burst(_burst(1)))
     (rec,) = c.cameras()
     assert "cam0-x-t1-f1" in rec.thumbs
 
@@ -105,16 +113,6 @@ def test_thumbnails_off_keeps_no_face_image() -> None:
     assert rec.thumbs == {}
     page = render(RunInfo("run", thumbnails=False), [rec])
     assert "data:image" not in page and "contains no face images" in page
-
-
-def test_a_track_end_drops_its_ring() -> None:
-    c = Collector(ReportConfig())
-    c.tap("cam0", _frame(0), _result(0))
-    end = TrackEvent("end", "cam0", 1, 1, 1 / 30, (0, 0, 1, 1), 0.0, 0.0, 1 / 30)
-    c.tap("cam0", _frame(1), FrameResult(1, 1 / 30, 0.0, track_events=(end,)))
-    c.publish(messages.burst(_burst(0)))
-    (rec,) = c.cameras()
-    assert rec.thumbs == {}
 
 
 def test_text_is_escaped_and_no_url_survives_as_one() -> None:
