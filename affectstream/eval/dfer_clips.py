@@ -21,13 +21,12 @@ import cv2
 from affectstream.config import Config
 from affectstream.errors import SourceError
 from affectstream.eval.datasets import Clip
+from affectstream.eval.datasets.frames import FRAME_FOLDER_FPS, read_frame
 from affectstream.stream.perception import Perception
 from affectstream.stream.pipeline import perceive
 from affectstream.stream.sources import FileSource
 from affectstream.types import Frame, Image, Keyframe, LogLine
 
-FRAME_FOLDER_FPS = 25.0
-"""Nominal rate of a frame folder (DFEW's and FERV39k's frames come from 25-fps films)."""
 FALLBACK_SIDE = 448
 
 
@@ -61,10 +60,7 @@ def _folder_reader(frames: tuple[Path, ...], fps: float) -> Callable[[], Frame |
         if item is None:
             return None
         index, path = item
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f"cannot read frame {path}; it is not an image")
-        return Frame(index, index / fps, 0.0, image)
+        return Frame(index, index / fps, 0.0, read_frame(path))
 
     return read
 

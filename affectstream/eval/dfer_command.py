@@ -18,23 +18,19 @@ DEFAULT_CONDITIONS = ("uniform-4", "dense-5", "enriched-detectors", "enriched-vl
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The command's flags (the CLI adds ``--config`` and the VLM flags)."""
-    from affectstream.eval.datasets import FORMATS
+    from affectstream.eval.datasets.args import dataset_args
 
     p.add_argument("--dataset", type=Path, required=True,
                    help="dataset folder (or manifest file)")
-    p.add_argument("--format", default="folder", choices=FORMATS, help="dataset layout")
+    dataset_args(p, format_default="folder")
     p.add_argument("--conditions", nargs="+", default=list(DEFAULT_CONDITIONS), metavar="C",
                    help="uniform-K, dense-F (1, 5, 10), enriched-detectors, enriched-vlm, "
                    "events; +cal adds the calibrated twin (default: %(default)s)")
-    p.add_argument("--split", help="dfew/mafw: test-K, train-K, all-K (default test-1); "
-                   "ferv39k: test or train; folder: a subfolder; manifest: the split column")
     p.add_argument("--labels", choices=["dfew7", "mafw11"],
                    help="label set (default: mafw11 for --format mafw, else vlm.labels)")
     p.add_argument("--balanced", type=int, metavar="N", help="N clips per class (seeded)")
     p.add_argument("--limit", type=int, metavar="N", help="at most N clips (seeded sample)")
     p.add_argument("--seed", type=int, default=0, help="seed of --balanced and --limit")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="skip (and count) missing or unreadable clips and unknown labels")
     p.add_argument("--decode", choices=["generate", "score"], help="vlm.decode")
     p.add_argument("--calibration-table", type=Path, metavar="F.json",
                    help="offsets for the +cal conditions (default: contextual calibration)")

@@ -8,9 +8,14 @@ labels' log-likelihoods (:mod:`affectstream.eval.lora` says why). Clips are draw
 :class:`~affectstream.eval.samplers.ClassSampler`; ``--batch-size`` clips are accumulated per
 optimizer step (contexts differ in length, so each clip is its own forward pass).
 
+The dataset is read by :func:`affectstream.eval.datasets.load_dataset`, as ``eval dfer`` reads
+it: every ``--format`` (folder, manifest, dfew, mafw, ferv39k), videos or frame folders. With
+``--skip-bad``, clips the reader rejects and clips that turn out undecodable while training
+are left out and logged (``skip`` events); without it either stops the run with one line.
+
 Output folder: the final LoRA adapter with the processor (``--vlm-model OUTPUT`` loads it),
 ``checkpoints/epoch-N/`` after every epoch, ``merged/`` with ``--merge``, ``train_log.jsonl``
-(one JSON object per line: start, step, epoch, checkpoint, done) and ``finetune.json`` (the
+(one JSON object per line: start, skip, step, epoch, checkpoint, done) and ``finetune.json`` (the
 settings and the last epoch's metrics).
 """
 
@@ -20,13 +25,14 @@ import asyncio
 import json
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
-from affectstream.errors import ConfigError
+from affectstream.errors import ConfigError, SourceError
 from affectstream.eval.classify import class_metrics
-from affectstream.eval.cliplist import LabelledClip, clip_keyframes, read_clips
+from affectstream.eval.datasets import Clip, Dataset, default_format, load_dataset
+from affectstream.eval.datasets.frames import clip_keyframes
 from affectstream.eval.samplers import ClassSampler
 from affectstream.labels import LABEL_SETS
 from affectstream.vlm.context import VlmContext, build_context
@@ -54,6 +60,10 @@ class FinetuneSettings:
     device: str | None = None
     dtype: str | None = None
     merge: bool = False
+    format: str | None = None
+    """None: :func:`~affectstream.eval.datasets.default_format` of ``dataset``."""
+    split: str | None = None
+    skip_bad: bool = False
 
 
 def plan_epochs(settings: FinetuneSettings, clips: int) -> int:
@@ -69,10 +79,29 @@ def plan_epochs(settings: FinetuneSettings, clips: int) -> int:
     return max(1, math.ceil(settings.steps / math.ceil(clips / settings.batch_size)))
 
 
-def clip_context(clip: LabelledClip, labels: tuple[str, ...], frames: int,
+SPLIT_FILE_FORMATS = ("dfew", "mafw", "ferv39k")
+"""Formats whose readers fall back to the *test* split when ``--split`` is not given."""
+
+
+def training_set(settings: FinetuneSettings, labels: tuple[str, ...]) -> Dataset:
+    """The clips to train on, read as ``eval dfer`` reads a dataset (one-line SourceError or
+    ConfigError when it cannot be)."""
+    fmt = settings.format or default_format(settings.dataset)
+    if settings.split is None and fmt in SPLIT_FILE_FORMATS:
+        # eval dfer's default is the test split; training on it by accident would leak the
+        # clips a later eval dfer run reports on, so finetune asks for the split explicitly
+        raise ConfigError(f"--format {fmt} needs --split to fine-tune (e.g. "
+                          f"{'train' if fmt == 'ferv39k' else 'train-1'}); without it the "
+                          "reader would give its test split")
+    return load_dataset(settings.dataset, fmt, settings.split, labels,
+                        skip_bad=settings.skip_bad, seed=settings.seed)
+
+
+def clip_context(clip: Clip, labels: tuple[str, ...], frames: int,
                  max_side: int) -> VlmContext:
-    """The live stage's context for a clip: its uniform frames, no motion text."""
-    keyframes, end_s = clip_keyframes(clip.path, frames)
+    """The live stage's context for a clip (video or frame folder): its uniform frames, no
+    motion text."""
+    keyframes, end_s = clip_keyframes(clip, frames)
     return build_context(0, keyframes, [], [], (0.0, end_s), labels, k=frames,
                          max_side=max_side)
 
@@ -105,11 +134,13 @@ def finetune(settings: FinetuneSettings, progress: Any = None) -> dict[str, Any]
     from affectstream.vlm.backends.transformers import TransformersBackend
 
     labels = LABEL_SETS[settings.labels]
-    clips = read_clips(settings.dataset, labels)
+    # the layout as read goes into the log and finetune.json, not "None"
+    settings = replace(settings, format=settings.format or default_format(settings.dataset))
+    dataset = training_set(settings, labels)
     if settings.batch_size < 1 or settings.frames < 1:
         raise ConfigError("--batch-size and --frames must be ≥ 1")
-    epochs = plan_epochs(settings, len(clips))
-    sampler = ClassSampler([c.label for c in clips], settings.sampler, epochs=epochs,
+    epochs = plan_epochs(settings, len(dataset.clips))
+    sampler = ClassSampler([c.label for c in dataset.clips], settings.sampler, epochs=epochs,
                            seed=settings.seed, switch=settings.switch_epoch)
     try:
         settings.output.mkdir(parents=True, exist_ok=True)
@@ -125,7 +156,7 @@ def finetune(settings: FinetuneSettings, progress: Any = None) -> dict[str, Any]
                             dropout=settings.lora_dropout,
                             targets=settings.lora_targets or LANGUAGE_ATTENTION,
                             seed=settings.seed)
-        trainer = _Trainer(settings, backend, model, clips, labels, sampler)
+        trainer = _Trainer(settings, backend, model, dataset, labels, sampler)
         return trainer.run(epochs, progress)
     finally:
         asyncio.run(backend.close())
@@ -135,13 +166,15 @@ class _Trainer:
     """The loop of :func:`finetune`: epochs of sampled clips, accumulated steps, logs."""
 
     def __init__(self, settings: FinetuneSettings, backend: Any, model: Any,
-                 clips: list[LabelledClip], labels: tuple[str, ...],
-                 sampler: ClassSampler) -> None:
+                 dataset: Dataset, labels: tuple[str, ...], sampler: ClassSampler) -> None:
         import torch
 
         self.torch = torch
         self.s, self.backend, self.model = settings, backend, model
-        self.clips, self.labels, self.sampler = clips, labels, sampler
+        self.clips, self.labels, self.sampler = dataset.clips, labels, sampler
+        self.loaded_skips = dataset.skipped
+        self.skipped: dict[str, str] = {s.id: s.reason for s in dataset.skipped}
+        """Clip id → why it was left out: by the reader, or undecodable in training."""
         params = [p for p in model.parameters() if p.requires_grad]
         self.trainable = sum(p.numel() for p in params)
         self.optimizer = torch.optim.AdamW(params, lr=settings.lr)
@@ -158,6 +191,8 @@ class _Trainer:
                       epochs_planned=epochs, steps_planned=total, clips=len(self.clips),
                       label_names=list(self.labels), trainable_params=self.trainable,
                       class_counts=dict(Counter(c.label for c in self.clips)))
+            for skip in self.loaded_skips:
+                log.write("skip", clip=skip.id, reason=skip.reason)
             last: dict[str, Any] = {}
             for epoch in range(epochs):
                 last = self._epoch(epoch, log, lambda loss: progress and progress(
@@ -172,7 +207,8 @@ class _Trainer:
             log.close()
         summary = {"settings": {k: str(v) if isinstance(v, Path) else v
                                 for k, v in asdict(s).items()},
-                   "steps": self.step, "trainable_params": self.trainable, "last_epoch": last}
+                   "steps": self.step, "trainable_params": self.trainable, "last_epoch": last,
+                   "skipped": [{"clip": k, "reason": v} for k, v in self.skipped.items()]}
         (s.output / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n",
                                                 encoding="utf-8")
         return summary
@@ -185,9 +221,11 @@ class _Trainer:
         pred: list[str] = []
         losses: list[float] = []
         pending = 0
-        for i, index in enumerate(order):
+        for index in order:
             clip = self.clips[int(index)]
-            ctx = clip_context(clip, self.labels, s.frames, s.max_side)
+            ctx = self._context(clip, log)
+            if ctx is None:
+                continue
             scores = _scores(self.backend, ctx)
             target = torch.tensor([self.labels.index(clip.label)], device=scores.device)
             loss = torch.nn.functional.cross_entropy(scores[None], target)
@@ -196,17 +234,17 @@ class _Trainer:
             truth.append(clip.label)
             pred.append(self.labels[int(scores.argmax())])
             pending += 1
-            if pending == s.batch_size or i == len(order) - 1:
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                self.step += 1
-                batch_loss = sum(losses[-pending:]) / pending
-                log.write("step", epoch=epoch + 1, step=self.step, loss=batch_loss,
-                          clips=pending)
-                after_step(batch_loss)
+            if pending == s.batch_size:
+                self._apply(epoch, losses[-pending:], log, after_step)
                 pending = 0
                 if s.steps and self.step >= s.steps:
                     break
+        if pending:  # the epoch's last, short batch (skipped clips can make any batch short)
+            self._apply(epoch, losses[-pending:], log, after_step)
+        if not truth:  # every clip drawn was skipped: nothing to train on
+            reason = next(iter(self.skipped.values()), "")
+            raise SourceError(f"none of the clips of {s.dataset} could be decoded (e.g. "
+                              f"{reason}); check the dataset")
         self.model.eval()
         record = {
             "epoch": epoch + 1, "phase": self.sampler.phase(epoch), "steps": self.step,
@@ -218,6 +256,30 @@ class _Trainer:
         }
         log.write("epoch", **record)
         return record
+
+    def _context(self, clip: Clip, log: _Log) -> VlmContext | None:
+        """The clip's context; None for a clip left out under ``--skip-bad`` (an undecodable
+        one is logged once and not decoded again)."""
+        if clip.id in self.skipped:
+            return None
+        try:
+            return clip_context(clip, self.labels, self.s.frames, self.s.max_side)
+        except SourceError as exc:
+            if not self.s.skip_bad:
+                raise SourceError(f"clip {clip.id}: {exc}; fix or remove it, or pass "
+                                  "--skip-bad to skip such clips") from exc
+            self.skipped[clip.id] = str(exc)
+            log.write("skip", clip=clip.id, reason=str(exc))
+            return None
+
+    def _apply(self, epoch: int, losses: list[float], log: _Log, after_step: Any) -> None:
+        """One optimizer step over the gradients accumulated from ``losses``' clips."""
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        batch_loss = sum(losses) / len(losses)
+        log.write("step", epoch=epoch + 1, step=self.step, loss=batch_loss, clips=len(losses))
+        after_step(batch_loss)
 
     def _checkpoint(self, directory: Path, log: _Log, epoch: int) -> None:
         from affectstream.eval.lora import save_adapter
@@ -249,7 +311,8 @@ def finetune_command(args: Any) -> int:
     from affectstream.terminal import current
 
     settings = FinetuneSettings(
-        dataset=args.dataset, model=args.vlm_model, output=args.output, sampler=args.sampler,
+        dataset=args.dataset, model=args.vlm_model, output=args.output, format=args.format,
+        split=args.split, skip_bad=args.skip_bad, sampler=args.sampler,
         epochs=args.epochs, steps=args.steps, lr=args.lr, lora_r=args.lora_r,
         lora_alpha=args.lora_alpha, lora_targets=args.lora_targets, frames=args.frames,
         max_side=args.max_side, batch_size=args.batch_size, switch_epoch=args.switch_epoch,
@@ -266,6 +329,9 @@ def finetune_command(args: Any) -> int:
             bar.update(task, completed=done, total=total, loss=f"{loss:.4f}")
 
         summary = finetune(settings, step)
+    if summary["skipped"]:
+        term.note(f"skipped {len(summary['skipped'])} bad clips (listed in train_log.jsonl, "
+                  "event skip)")
     last = summary["last_epoch"].get("train") or {}
     term.note(f"{summary['steps']} steps; last epoch on its training clips: UAR "
               f"{last.get('uar', 0.0):.3f}, WAR {last.get('war', 0.0):.3f}, macro-F1 "

@@ -1,6 +1,7 @@
 """Command-line arguments of ``affectstream eval calibrate`` and ``affectstream finetune``
 (DESIGN §4), kept beside their commands so that :mod:`affectstream.cli` stays a dispatcher.
-Only argparse and the sampler names are imported here: building the parser stays cheap."""
+Only argparse, the sampler names and the dataset flags are imported here: building the parser
+stays cheap."""
 
 from __future__ import annotations
 
@@ -30,12 +31,19 @@ def calibrate_args(esub: Any) -> None:
 
 def finetune_args(sub: Any) -> None:
     """``affectstream finetune``'s arguments, on the command sub-parsers ``sub``."""
+    from affectstream.eval.datasets.args import dataset_args
     from affectstream.eval.samplers import STRATEGIES
 
     ft = sub.add_parser("finetune", help="LoRA fine-tuning of a transformers VLM on labelled "
                         "clips, with class-balanced samplers (docs/finetune.md)")
     ft.add_argument("--dataset", type=Path, required=True,
-                    help="a folder of class folders of videos, or a JSONL manifest {path, label}")
+                    help="dataset folder or manifest file, read as eval dfer reads it: class "
+                    "folders of videos or frame folders, a CSV/JSONL manifest, DFEW, MAFW, "
+                    "FERV39k (--format)")
+    # finetune's own --split help: it has no test-split default for the official layouts
+    dataset_args(ft, format_default=None, split_help="dfew/mafw: train-K (or all-K, test-K); "
+                 "ferv39k: train or test; required for these three; folder: a subfolder; "
+                 "manifest: the split column (default: every row)")
     ft.add_argument("--vlm-model", required=True, help="base model: hub id or local directory")
     ft.add_argument("--output", type=Path, required=True, help="folder for the adapter, "
                     "checkpoints and train_log.jsonl")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from affectstream.errors import ConfigError, SourceError
-from affectstream.eval.datasets import Clip, balanced_subset, load_dataset
+from affectstream.eval.datasets import Clip, balanced_subset, default_format, load_dataset
 from affectstream.labels import DFEW7, MAFW11
 
 
@@ -137,6 +137,10 @@ def test_manifest_csv_and_jsonl_with_split(tmp_path: Path) -> None:
     (tmp_path / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     ds = load_dataset(tmp_path, "manifest")
     assert [(c.id, c.label) for c in ds.clips] == [("a", "fear")]
+    # without --format: a .csv or .jsonl file is a manifest, anything else a class-folder tree
+    assert [default_format(tmp_path / n) for n in ("m.csv", "manifest.jsonl", "M.JSONL")] \
+        == ["manifest"] * 3
+    assert default_format(tmp_path) == default_format(tmp_path / "media") == "folder"
 
 
 def test_balanced_is_seeded_and_per_class(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """``affectstream finetune`` on the tiny random VLM (DESIGN §9; plumbing, never accuracy):
 the training scores are the backend's scores, a few CPU steps change the LoRA weights, and the
-checkpoint loads in the transformers backend that ``run`` and ``eval dfer`` use."""
+checkpoint loads in the transformers backend that ``run`` and ``eval dfer`` use. The dataset is
+read as ``eval dfer`` reads it: videos and frame folders, class folders and manifests."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import pytest
 
 pytest.importorskip("torch", reason="needs the vlm extra (torch)")
@@ -21,7 +23,7 @@ from tiny_vlm import build_tiny_vlm
 
 from affectstream.cli import main
 from affectstream.errors import ModelError
-from affectstream.eval.cliplist import read_clips
+from affectstream.eval.datasets import load_dataset
 from affectstream.eval.finetune import clip_context
 from affectstream.eval.lora import LANGUAGE_ATTENTION, attach_lora, label_scores
 from affectstream.labels import DFEW7
@@ -52,7 +54,7 @@ def dataset(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def context(dataset: Path) -> VlmContext:
-    clip = read_clips(dataset, DFEW7)[0]
+    clip = load_dataset(dataset, "folder", labels=DFEW7).clips[0]
     return clip_context(clip, LABELS, 2, 64)
 
 
@@ -175,17 +177,95 @@ def test_adapter_without_its_base_is_one_line(tmp_path: Path) -> None:
         asyncio.run(TransformersBackend(str(adapter)).start())
 
 
+def frame_folder(video: Path, start: int, folder: Path, n: int = 6, side: int = 64) -> str:
+    """``n`` real frames of ``video`` from ``start``, shrunk to ``side`` px, as a folder of
+    JPEGs (as DFEW and FERV39k ship their clips); its path."""
+    cap = cv2.VideoCapture(str(video))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+    folder.mkdir(parents=True)
+    try:
+        for i in range(1, n + 1):
+            ok, frame = cap.read()
+            assert ok, f"{video} has fewer than {start + n} frames"
+            assert cv2.imwrite(str(folder / f"{i:05d}.jpg"), cv2.resize(frame, (side, side)))
+    finally:
+        cap.release()
+    return str(folder)
+
+
+def test_finetune_trains_on_frame_folders_from_a_manifest(
+        tiny: Path, dataset: Path, media_dir: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    face = media_dir / "single_face.mp4"
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    rows = [
+        {"id": "smile", "path": frame_folder(face, 30, tmp_path / "f" / "smile"),
+         "label": "happy", "split": "train"},
+        {"id": "start", "path": "f/start", "label": "neutral", "split": "train"},
+        {"id": "late", "path": str(dataset / "sadness" / "late.mp4"), "label": "sadness",
+         "split": "train"},
+        {"id": "broken", "path": "broken.mp4", "label": "fear", "split": "train"},
+        {"id": "gone", "path": "gone.mp4", "label": "fear", "split": "train"},
+        {"id": "bored", "path": "f/start", "label": "boredom", "split": "train"},
+        {"id": "held-out", "path": "f/start", "label": "anger", "split": "test"},
+    ]
+    frame_folder(face, 0, tmp_path / "f" / "start")
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "run"
+    # no --format: a .jsonl --dataset is a manifest
+    rc = main(["finetune", "--dataset", str(manifest), "--split", "train", "--skip-bad",
+               "--vlm-model", str(tiny), "--output", str(out), "--epochs", "1",
+               "--batch-size", "8", "--frames", "2", "--max-side", "64", "--lora-r", "2"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "skipped 3 bad clips" in err
+
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    start = log[0]
+    assert (start["format"], start["split"], start["skip_bad"]) == ("manifest", "train", True)
+    assert start["clips"] == 4  # the broken video is only found out when decoded
+    assert start["class_counts"] == {"happiness": 1, "neutral": 1, "sadness": 1, "fear": 1}
+    skips = {e["clip"]: e["reason"] for e in log if e["event"] == "skip"}
+    assert set(skips) == {"gone", "bored", "broken"}
+    assert "boredom" in skips["bored"] and "broken.mp4" in skips["broken"]
+    # one step over the three good clips: two frame folders and a video
+    assert [e["clips"] for e in log if e["event"] == "step"] == [3]
+    epoch, = (e for e in log if e["event"] == "epoch")
+    assert epoch["drawn"] == {"happiness": 1, "neutral": 1, "sadness": 1}
+    summary = json.loads((out / "finetune.json").read_text())
+    assert {s["clip"] for s in summary["skipped"]} == set(skips)
+    assert (out / "adapter_model.safetensors").is_file()
+
+
 def test_finetune_bad_input_exit_2(dataset: Path, tiny: Path, tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "ds" / "joy").mkdir(parents=True)
+    (tmp_path / "ds" / "boredom").mkdir(parents=True)
+    (tmp_path / "ds" / "boredom" / "x.mp4").write_bytes(
+        (dataset / "sadness" / "late.mp4").read_bytes())
+    (tmp_path / "bad" / "fear").mkdir(parents=True)
+    (tmp_path / "bad" / "fear" / "x.mp4").write_bytes(b"not a video")
+    missing = tmp_path / "m.csv"
+    missing.write_text("path,label\nnowhere.mp4,fear\n", encoding="utf-8")
     cases = [
-        (["--dataset", str(tmp_path / "ds")], "label 'joy' is not in the label set"),
+        (["--dataset", str(tmp_path / "ds")], "label 'boredom' is not in the label set"),
+        (["--dataset", str(missing)], "video or frames not found"),
+        (["--dataset", str(dataset), "--format", "dfew"], "--format dfew needs --split"),
         (["--dataset", str(dataset), "--epochs", "0"], "--epochs must be"),
         (["--dataset", str(dataset), "--sampler", "decoupled", "--epochs", "2",
           "--switch-epoch", "5"], "switch epoch"),
+        # found out in training, after the model loaded: still one line, naming the clip
+        (["--dataset", str(tmp_path / "bad"), "--frames", "1", "--max-side", "64"],
+         "clip fear/x: cannot open clip"),
+        (["--dataset", str(tmp_path / "bad"), "--frames", "1", "--max-side", "64",
+          "--skip-bad"], "none of the clips of"),
     ]
     for extra, message in cases:
         rc = main(["finetune", *extra, "--vlm-model", str(tiny),
                    "--output", str(tmp_path / "o")])
         err = capsys.readouterr().err.strip()
-        assert rc == 2 and message in err and "\n" not in err, (extra, err)
+        # once the model loads, transformers' own "Loading weights" bar precedes the error
+        errors = [ln for ln in err.splitlines() if ln.startswith("affectstream:")]
+        assert rc == 2 and len(errors) == 1 and message in errors[0], (extra, err)
+        assert errors[0] == err.splitlines()[-1] and err.endswith(errors[0]), (extra, err)

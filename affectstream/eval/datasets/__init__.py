@@ -16,6 +16,7 @@ The stable API (the DFER evaluation and fine-tuning build on it)::
   ``counts()``). Formats (:data:`FORMATS`): ``folder`` (one folder per class; videos or frame
   folders), ``manifest`` (CSV/JSONL with ``path,label[,id,split]``), ``dfew``, ``mafw``,
   ``ferv39k`` (their official layouts and split files; see each module).
+  :func:`default_format` is the format of a ``--dataset`` given without one.
 - Labels come from the dataset's own words through :func:`affectstream.labels.canonical_label`
   (synonyms; MAFW's extra classes fold onto DFEW's seven when ``labels`` is ``DFEW7``).
 - Bad entries (missing media, a label outside ``labels``) raise one
@@ -40,9 +41,11 @@ from affectstream.errors import ConfigError, SourceError
 from affectstream.eval.datasets.clip import Clip, Entries, Skipped
 from affectstream.labels import DFEW7
 
-__all__ = ["FORMATS", "Clip", "Dataset", "Skipped", "balanced_subset", "load_dataset"]
+__all__ = ["FORMATS", "Clip", "Dataset", "Skipped", "balanced_subset", "default_format",
+           "load_dataset"]
 
 FORMATS = ("folder", "manifest", "dfew", "mafw", "ferv39k")
+MANIFEST_SUFFIXES = (".jsonl", ".csv")
 Reader = Callable[[Path, "str | None", Sequence[str], Entries], None]
 
 
@@ -79,6 +82,15 @@ def _reader(fmt: str) -> Reader:
         from affectstream.eval.datasets.ferv39k import read_ferv39k
         return read_ferv39k
     raise ConfigError(f"unknown dataset format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def default_format(root: Path | str) -> str:
+    """The layout a ``--dataset`` given without ``--format`` most likely has: ``manifest`` for
+    a ``.jsonl`` or ``.csv`` file, else ``folder`` (the official layouts are folders too, but
+    telling them apart by their files would guess; those need ``--format``)."""
+    path = Path(root).expanduser()
+    is_manifest = path.suffix.lower() in MANIFEST_SUFFIXES and not path.is_dir()
+    return "manifest" if is_manifest else "folder"
 
 
 def _ordered(clips: list[Clip], labels: Sequence[str]) -> list[Clip]:
