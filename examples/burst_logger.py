@@ -2,8 +2,12 @@
 
     python examples/burst_logger.py mqtt://127.0.0.1:1883 bursts.csv
     python examples/burst_logger.py mqtt://broker.lan/lab bursts.csv --camera door --idle-exit 60
+    python examples/burst_logger.py mqtt://broker.lan bursts.csv --session lab-logger
 
-Bursts are delivered at least once: the id column deduplicates them.
+Bursts are delivered at least once: the id column deduplicates them, also against the rows
+the CSV already holds. With ``--session NAME`` the broker keeps the logger's subscription and
+queues the bursts published while it is stopped, and it logs them when it starts again with
+the same NAME: no burst is lost to a restart of the logger.
 """
 
 from __future__ import annotations
@@ -35,10 +39,14 @@ def main() -> int:
     parser.add_argument("csv", type=Path, help="CSV file to append to")
     parser.add_argument("--camera", action="append", default=[], help="only these cameras")
     parser.add_argument("--idle-exit", type=float, help="stop after this many quiet seconds")
+    parser.add_argument("--session", help="persistent session name: bursts published while "
+                        "the logger is stopped are logged when it starts again with it")
     args = parser.parse_args()
-    seen: set[str] = set()
+    seen = logged_ids(args.csv)
+    before = len(seen)
     try:
-        with SyncClient(args.url, kinds=["burst"], cameras=args.camera, retained=False) as client, \
+        with SyncClient(args.url, kinds=["burst"], cameras=args.camera, retained=False,
+                        session=args.session) as client, \
                 args.csv.open("a", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             if f.tell() == 0:
@@ -54,8 +62,16 @@ def main() -> int:
         return 2
     except KeyboardInterrupt:
         pass
-    print(f"{len(seen)} bursts logged", file=sys.stderr)
+    print(f"{len(seen) - before} bursts logged", file=sys.stderr)
     return 0
+
+
+def logged_ids(path: Path) -> set[str]:
+    """The burst ids the CSV already holds (a redelivered burst is not logged twice)."""
+    if not path.exists():
+        return set()
+    with path.open(newline="", encoding="utf-8") as f:
+        return {r["id"] for r in csv.DictReader(f) if r.get("id")}
 
 
 if __name__ == "__main__":

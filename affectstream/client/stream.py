@@ -5,12 +5,21 @@ One task owns the connection: it subscribes to ``{prefix}/#``, folds every messa
 that pass the filters for the iterator. A lost connection is retried with capped exponential
 backoff; only a broker unreachable at the very start is an error (BrokerError), so a script
 fails fast on a wrong address but survives a broker restart.
+
+With ``session="NAME"`` the client connects as MQTT client id NAME with a persistent session
+(``clean_session`` false): the broker keeps its subscription while it is away and queues the
+QoS 1 messages (bursts, track events, emotions) published meanwhile, and delivers them on the
+next connect, whether the client reconnects by itself or a script starts again with the same
+NAME. A logger then misses no burst across a restart of itself or of the network. The broker
+bounds that queue (mosquitto: ``max_queued_messages``, 1000 by default) and forgets sessions on
+its own restart unless ``persistence true``. QoS 0 messages (log lines, stats) are not queued.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +38,9 @@ log = logging.getLogger("affectstream.client")
 
 FIRST_BACKOFF_S = 0.25
 _END = object()
+_SESSION = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+"""What a session name (the MQTT client id) may be: what every broker accepts, and readable in
+its logs."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +67,12 @@ class Client:
     def __init__(self, url: str, *, cameras: Iterable[str] = (), tracks: Iterable[int] = (),
                  kinds: Iterable[str] = (), retained: bool = True, iterate: bool = True,
                  mqtt: MqttConfig | None = None, queue_size: int = 10_000,
-                 backoff_max_s: float = 10.0, clock: Clock = SYSTEM_CLOCK) -> None:
+                 backoff_max_s: float = 10.0, clock: Clock = SYSTEM_CLOCK,
+                 session: str | None = None) -> None:
         self._cfg = mqtt or MqttConfig()
+        if session is not None and not _SESSION.fullmatch(session):
+            raise BrokerError(f"session name {session!r} is not usable as an MQTT client id; "
+                              "use 1–64 letters, digits, '_', '.', ':' or '-'")
         try:
             self.target = parse_mqtt_url(url, self._cfg)
         except SinkError as exc:
@@ -76,7 +92,9 @@ class Client:
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self._first: asyncio.Future[None] | None = None
-        self._id = f"affectstream-client-{secrets.token_hex(4)}"
+        self.session = session
+        """The persistent session's name (the MQTT client id), or None for a clean session."""
+        self._id = session or f"affectstream-client-{secrets.token_hex(4)}"
 
     async def __aenter__(self) -> Client:
         self._first = asyncio.get_running_loop().create_future()
@@ -115,7 +133,8 @@ class Client:
         t = self.target
         return aiomqtt.Client(
             t.host, t.port, username=t.username, password=t.password, identifier=self._id,
-            keepalive=self._cfg.keepalive_s, timeout=self._cfg.connect_timeout_s,
+            clean_session=self.session is None, keepalive=self._cfg.keepalive_s,
+            timeout=self._cfg.connect_timeout_s,
             tls_context=tls_context(self._cfg) if t.tls else None, socket_options=NO_DELAY)
 
     async def _run(self) -> None:

@@ -14,6 +14,7 @@ from cli_helpers import cli_env, read_jsonl
 from mqtt_helpers import Mosquitto, retained
 
 from affectstream.client import Client, Received
+from affectstream.errors import BrokerError
 from affectstream.schemas import Burst, Emotion, Stats
 
 pytestmark = pytest.mark.e2e
@@ -132,3 +133,37 @@ def test_client_state_matches_the_retained_topics(
             json.loads(kept["affectstream/cam0/stats"])
         assert state.tracks() == {"cam0": {1}}
         assert all(isinstance(e, Emotion) for e in state.emotions().values())
+
+
+def test_a_persistent_session_gets_the_bursts_published_while_it_was_away(
+        recording: Path, mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """A client with ``session=NAME`` that subscribed once gets, on its next connect with the
+    same NAME, the QoS 1 bursts published while it was gone; a clean session gets none."""
+    bursts = [ln["payload"] for ln in read_jsonl(recording) if ln["topic"].endswith("/bursts")]
+    assert bursts
+
+    async def scenario() -> tuple[list[Received], list[Received]]:
+        for session in ("logger-1", None):  # subscribe once, then go away
+            async with Client(mosquitto.url, session=session):
+                pass
+        proc = await _cli("replay", str(recording), "--sink", mosquitto.url, "--speed", "20",
+                          cwd=tmp_path)
+        _, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        got: dict[str | None, list[Received]] = {}
+        for session in ("logger-1", None):
+            got[session] = []
+            async with Client(mosquitto.url, kinds=["burst"], session=session) as client:
+                reader = asyncio.create_task(_collect(client, got[session]))
+                await asyncio.sleep(1.5)  # queued messages come right after the connect
+                reader.cancel()
+        return got["logger-1"], got[None]
+
+    persistent, clean = asyncio.run(scenario())
+    assert [_dump(m) for m in persistent] == bursts
+    assert clean == []
+
+
+def test_a_session_name_that_is_no_client_id_is_refused() -> None:
+    with pytest.raises(BrokerError, match="session name"):
+        Client("mqtt://127.0.0.1:1", session="two words")

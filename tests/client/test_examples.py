@@ -47,6 +47,30 @@ def test_burst_logger_writes_every_burst_of_a_replay(
     assert "AU" in rows[0]["action_units"]
 
 
+@pytest.mark.e2e
+def test_burst_logger_with_a_session_loses_nothing_to_its_own_restart(
+        recording: Path, mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """Stopped before a replay and started again after it with the same ``--session``, the
+    logger writes every burst of the replay, each once."""
+    out = tmp_path / "bursts.csv"
+
+    def logger(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(EXAMPLES / "burst_logger.py"), mosquitto.url,
+                               str(out), "--session", "csv-logger", *extra],
+                              env=cli_env(), capture_output=True, text=True, timeout=60)
+
+    first = logger("--idle-exit", "0.5")  # subscribes, then stops: the logger is down
+    assert first.returncode == 0 and "0 bursts logged" in first.stderr, first.stderr
+    proc = cli("replay", str(recording), "--sink", mosquitto.url, "--speed", "20", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    second = logger("--idle-exit", "2")
+    assert second.returncode == 0, second.stderr
+    bursts = [ln["payload"] for ln in read_jsonl(recording) if ln["topic"].endswith("/bursts")]
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [r["id"] for r in rows] == [b["id"] for b in bursts]
+    assert f"{len(bursts)} bursts logged" in second.stderr
+
+
 def _automations() -> list[dict[str, Any]]:
     loaded = yaml.safe_load((EXAMPLES / "homeassistant" / "automations.yaml").read_text())
     assert isinstance(loaded, list) and loaded
