@@ -127,6 +127,9 @@ class Burst:
     peak_motion: float
     text: str
     ts: float
+    speaking: bool = False
+    """The face was speaking at the apex (the spotter's speaking state): a mouth burst may be
+    speech rather than an expression."""
 
     @property
     def duration_s(self) -> float:

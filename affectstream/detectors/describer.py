@@ -123,7 +123,7 @@ def describe_burst(raw: RawBurst, *, burst_id: str, camera: str, track_id: int, 
         onset_s=onset_s, apex_s=raw.apex.pts_s, offset_s=offset_s,
         kind=kind,
         regions=raw.regions, action_units=units, peak_motion=round(raw.peak_motion, 3),
-        text=text, ts=ts,
+        text=text, ts=ts, speaking=raw.speaking,
     )
 
 

@@ -30,6 +30,8 @@ class RawBurst:
     peak_motion: float
     held: bool = False
     """The expression rose and stayed (still held at ``offset``, the newest frame seen)."""
+    speaking: bool = False
+    """The face was speaking (sustained jaw movement) at the apex: a mouth burst may be speech."""
 
 
 def frame_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
@@ -43,4 +45,4 @@ def joined(first: RawBurst, second: RawBurst) -> RawBurst:
     regions = first.regions + tuple(r for r in second.regions if r not in first.regions)
     vectors = {**second.apex_vectors, **first.apex_vectors}
     return RawBurst(first.onset, first.apex, first.offset, first.reference, regions, vectors,
-                    max(first.peak_motion, second.peak_motion))
+                    max(first.peak_motion, second.peak_motion), speaking=first.speaking)

@@ -88,6 +88,8 @@ class BurstSpotter:
         self._count = 0
         """Samples seen; a sample's position is its count at arrival."""
         self._ring: deque[Sample] = deque(maxlen=4 * self._kmax + 4)
+        self._speaking_ring: deque[bool] = deque(maxlen=4 * self._kmax + 4)
+        """The speaking state after each sample of ``_ring`` (a burst reports its apex's)."""
         self._disp = {lag: deque[FloatArray](maxlen=self._kmax + 1) for lag in self._lags}
         """Region displacement vectors (R, 2) over each lag, newest last."""
         window = max(8, round(cfg.window_s * self._fps))
@@ -129,6 +131,7 @@ class BurstSpotter:
             quick = self._motion.vectors(self._ring[-1 - base].gray, sample.gray)
             self._disp[base].append(quick)
             self._speech.update(quick)
+        self._speaking_ring.append(self._speech.speaking)
         for short, lag in itertools.pairwise(self._lags):
             # Region displacements add up: over 2L frames it is the last L's plus the L before.
             steps = self._disp[short]
@@ -361,4 +364,6 @@ class BurstSpotter:
         regions = tuple(names[i] for i in order if cand.z[i] >= self._cfg.region_share * best)
         apex_vec = trace[apex_i][1]
         vectors = {names[i]: (float(apex_vec[i, 0]), float(apex_vec[i, 1])) for i in order}
-        return RawBurst(onset, apex, offset, reference, regions, vectors, peak, held)
+        # the trace runs to the newest sample, so the apex is len(trace) − apex_i samples back
+        speaking = self._speaking_ring[apex_i - len(trace)]
+        return RawBurst(onset, apex, offset, reference, regions, vectors, peak, held, speaking)

@@ -74,7 +74,7 @@ def burst(b: Burst) -> Message:
         ts=_r(b.ts, 3), kind=b.kind, regions=list(b.regions),
         action_units=[m.ActionUnit(au=u.au, name=u.name, side=u.side,
                                    intensity=_r(u.intensity)) for u in b.action_units],
-        peak_motion=_r(b.peak_motion), text=b.text)
+        peak_motion=_r(b.peak_motion), text=b.text, speaking=b.speaking)
     return _message("burst", topic_for("burst", b.camera), model)
 
 

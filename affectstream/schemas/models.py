@@ -103,6 +103,10 @@ class Burst(_Payload):
     peak_motion: float = Field(ge=0, description="Peak motion signal, relative to the region's "
                                                  "own noise (dimensionless).")
     text: str = Field(min_length=1, description="One factual FACS-style line describing it.")
+    speaking: bool = Field(False, description="The face was speaking at the apex (its jaw had "
+                           "kept moving for a second): a burst of the mouth, upper lip or chin "
+                           "may then be speech. Added in 0.1; absent (false) in older "
+                           "recordings.")
 
 
 class Track(_Payload):

@@ -153,6 +153,10 @@ def test_speech_raises_the_mouth_bar_not_the_brows(template: FloatArray) -> None
                          region="inner_brow_L", direction=(0.0, -1.0))
     assert len(bursts) == 1
     _check_burst(bursts[0], event, "inner_brow_L")
+    assert bursts[0].speaking  # subscribers learn the face was talking at the apex
+    (quiet,) = run_spotter(template, [event], frames=240, region="inner_brow_L",
+                           direction=(0.0, -1.0))
+    assert not quiet.speaking
 
 
 def test_a_blink_does_not_hide_the_mouth_movement_it_overlaps(template: FloatArray) -> None:

@@ -5,6 +5,7 @@ field is described, and an undocumented field fails."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -26,12 +27,16 @@ SHIPPED = Path(affectstream.schemas.__file__).parent / "json"
 TS = 1_795_000_000.123
 
 
+def _burst() -> Burst:
+    return Burst(id="cam0-abc-t1-f3", camera="cam0", track_id=1, onset_frame=3, apex_frame=5,
+                 offset_frame=8, onset_s=0.1, apex_s=0.1667, offset_s=0.2667, kind="micro",
+                 regions=("mouth_corner_L",), peak_motion=2.5, text="0.10–0.27 s: smile",
+                 action_units=(ActionUnit(12, "lip corner puller", "L", 0.4),), ts=TS)
+
+
 def _built() -> list[messages.Message]:
     """One message of every kind, built from the pipeline's dataclasses."""
-    burst = Burst(id="cam0-abc-t1-f3", camera="cam0", track_id=1, onset_frame=3, apex_frame=5,
-                  offset_frame=8, onset_s=0.1, apex_s=0.1667, offset_s=0.2667, kind="micro",
-                  regions=("mouth_corner_L",), peak_motion=2.5, text="0.10–0.27 s: smile",
-                  action_units=(ActionUnit(12, "lip corner puller", "L", 0.4),), ts=TS)
+    burst = _burst()
     update = EmotionUpdate(camera="cam0", track_id=1, ts=TS, window_start_s=0.0,
                            window_end_s=2.0, label="happiness",
                            probs={"happiness": 0.9, "neutral": 0.1}, valence=0.8, arousal=0.5,
@@ -149,3 +154,14 @@ def test_docs_messages_md_lists_every_field_as_the_models_say() -> None:
     section = text[text.index(START):text.index(END) + len(END)]
     assert section == field_tables(), ("docs/messages.md is stale: paste the output of "
                                        "python -m affectstream.schemas.doc")
+
+
+def test_a_burst_says_whether_the_face_was_speaking_and_old_ones_still_read() -> None:
+    payload = messages.burst(_burst()).payload
+    assert isinstance(payload, dict) and payload["speaking"] is False
+    talking = messages.burst(dataclasses.replace(_burst(), speaking=True)).payload
+    assert isinstance(talking, dict) and talking["speaking"] is True
+    older = {k: v for k, v in payload.items() if k != "speaking"}  # a recording before 0.1
+    assert m.Burst.model_validate(older).speaking is False
+    schema = json.loads((SHIPPED / "burst-1.schema.json").read_text(encoding="utf-8"))
+    assert list(Draft202012Validator(schema).iter_errors(older)) == []
