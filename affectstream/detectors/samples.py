@@ -41,8 +41,9 @@ def frame_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
 
 
 def joined(first: RawBurst, second: RawBurst) -> RawBurst:
-    """``first`` (the stronger or earlier-found half) with ``second``'s regions added."""
+    """``first`` (the stronger or earlier-found half, whose frames, held and speaking flags it
+    keeps) with ``second``'s regions added."""
     regions = first.regions + tuple(r for r in second.regions if r not in first.regions)
     vectors = {**second.apex_vectors, **first.apex_vectors}
     return RawBurst(first.onset, first.apex, first.offset, first.reference, regions, vectors,
-                    max(first.peak_motion, second.peak_motion), speaking=first.speaking)
+                    max(first.peak_motion, second.peak_motion), first.held, first.speaking)

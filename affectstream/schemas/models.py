@@ -105,8 +105,8 @@ class Burst(_Payload):
     text: str = Field(min_length=1, description="One factual FACS-style line describing it.")
     speaking: bool = Field(False, description="The face was speaking at the apex (its jaw had "
                            "kept moving for a second): a burst of the mouth, upper lip or chin "
-                           "may then be speech. Added in 0.1; absent (false) in older "
-                           "recordings.")
+                           "may then be speech. Absent (read as false) in recordings made "
+                           "before the field existed.")
 
 
 class Track(_Payload):
