@@ -99,6 +99,11 @@ def _legend(labels: Sequence[str]) -> str:
     return f'<p class="legend">{"".join(spans)}</p>'
 
 
+def _kind(b: dict[str, Any]) -> str:
+    """micro or macro, and "speaking" when the face was (a mouth burst may be speech)."""
+    return f"{b['kind']}, speaking" if b.get("speaking") else str(b["kind"])
+
+
 def _aus(burst: dict[str, Any]) -> str:
     return ", ".join(f"AU{u['au']} {u['name']} ({u['side']}, {float(u['intensity']):.2f})"
                      for u in burst.get("action_units", []))
@@ -117,7 +122,7 @@ def _bursts(rec: CameraRecord, thumbnails: bool) -> str:
             thumb = "—" if thumbnails else "(off)"
         rows.append([thumb, esc(f"{float(b['onset_s']):.2f}–{float(b['offset_s']):.2f} s"),
                      esc(f"{b['onset_frame']}–{b['offset_frame']} (apex {b['apex_frame']})"),
-                     esc(b["track_id"]), esc(b["kind"]), esc(b["text"]), esc(_aus(b))])
+                     esc(b["track_id"]), esc(_kind(b)), esc(b["text"]), esc(_aus(b))])
     note = (f'<p class="note">{rec.bursts_left_out} earlier bursts are left out '
             "(report.max_events).</p>" if rec.bursts_left_out else "")
     if rec.thumbs_left_out:

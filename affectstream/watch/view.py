@@ -107,6 +107,7 @@ def _bursts(state: State) -> Table:
     recent = sorted((b for cam in state.cameras.values() for b in cam.bursts),
                     key=lambda b: b.ts)[-SHOWN_BURSTS:]
     for b in reversed(recent):  # newest first
-        table.add_row(b.camera, str(b.track_id), f"{b.onset_s:.2f}–{b.offset_s:.2f}", b.kind,
+        kind = f"{b.kind}, speaking" if b.speaking else b.kind  # a mouth burst may be speech
+        table.add_row(b.camera, str(b.track_id), f"{b.onset_s:.2f}–{b.offset_s:.2f}", kind,
                       b.text)
     return table

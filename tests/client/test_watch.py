@@ -4,7 +4,9 @@ broker (the camera, a face's emotion and a burst line), and the CLI's one-line e
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -14,8 +16,13 @@ from mqtt_helpers import Mosquitto, free_port
 from rich.console import Console
 
 from affectstream.cli import main
+from affectstream.client.received import parse_received
+from affectstream.client.state import State
 from affectstream.config import MqttConfig
+from affectstream.publish import messages
+from affectstream.types import Burst
 from affectstream.watch import watch
+from affectstream.watch.view import Link, render
 
 
 @pytest.mark.e2e
@@ -73,3 +80,23 @@ def test_replay_errors_are_one_line_with_exit_2(
     assert "cannot reach" in err and "s3cret" not in err, err
     assert main(["replay", str(good), "--sink", "stdout", "--speed", "0"]) == 2
     assert "--speed" in capsys.readouterr().err
+
+
+def test_a_burst_while_speaking_is_marked_in_the_view() -> None:
+    base = Burst(id="door-x-t1-f3", camera="door", track_id=1, onset_frame=3, apex_frame=5,
+                 offset_frame=8, onset_s=0.1, apex_s=0.17, offset_s=0.27, kind="micro",
+                 regions=("chin",), action_units=(), peak_motion=1.0, text="chin dropped",
+                 ts=1.0)
+    state = State()
+    for burst in (base, dataclasses.replace(base, id="door-x-t1-f40", text="jaw moved",
+                                            speaking=True, ts=2.0)):
+        msg = messages.burst(burst)
+        received = parse_received("lab", f"lab/{msg.topic}", json.dumps(msg.payload).encode(),
+                                  False, 0.0)
+        assert received is not None
+        state.apply(received)
+    console = Console(record=True, file=io.StringIO(), width=160, force_terminal=False)
+    console.print(render(state, Link("mqtt://127.0.0.1/lab", True, 0), 3.0))
+    rows = console.export_text().splitlines()
+    assert "micro, speaking" in next(r for r in rows if "jaw moved" in r)
+    assert "speaking" not in next(r for r in rows if "chin dropped" in r)

@@ -3,6 +3,7 @@ the caps, the thumbnails switch, escaping, and that nothing in the page is an ht
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -158,3 +159,14 @@ def test_report_path_must_be_in_an_existing_folder(tmp_path: Path) -> None:
         check_report_path(tmp_path / "missing" / "r.html")
     with pytest.raises(ConfigError, match="is a folder"):
         check_report_path(tmp_path)
+
+
+def test_a_burst_while_speaking_says_so_in_the_bursts_table() -> None:
+    c = Collector(ReportConfig())
+    c.publish(messages.burst(_burst(1, text="lips parted")))
+    talking = dataclasses.replace(_burst(40), speaking=True, text="lips stretched")
+    c.publish(messages.burst(talking))
+    page = render(RunInfo("run"), c.cameras())
+    rows = re.findall(r"<tr>(.*?)</tr>", page, re.DOTALL)
+    assert any("lips stretched" in r and "micro, speaking" in r for r in rows)
+    assert any("lips parted" in r and "micro, speaking" not in r for r in rows)
