@@ -48,7 +48,9 @@ from affectstream.detectors.speech import SpeakingState
 from affectstream.types import FloatArray
 
 _MOUTH = ("mouth_corner", "upper_lip", "chin")
-_GROUPS = (("inner_brow", "outer_brow", "lower_lid"), ("nose", *_MOUTH))
+LOWER_FACE = ("nose", *_MOUTH)
+"""Region stems of the lower face, which speech moves."""
+_GROUPS = (("inner_brow", "outer_brow", "lower_lid"), LOWER_FACE)
 """Upper and lower face, as FACS divides them."""
 _STEP_BAR = 3.0
 """A held expression needs this many times ``min_z``: speech and head turns make steps too."""

@@ -22,12 +22,14 @@ minutes exclude them; ``controls_fpm_raw`` counts every burst over the whole con
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from affectstream.detectors.spotter import LOWER_FACE
 from affectstream.errors import ConfigError
 from affectstream.eval.inject import ACTIONS
 from affectstream.eval.metrics import SpottingScore, from_counts, score_spotting
@@ -73,6 +75,8 @@ class PredEvent:
     regions: tuple[str, ...] = ()
     aus: tuple[int, ...] = ()
     emitted_frame: int | None = None
+    speaking: bool = False
+    """The face was speaking at the apex (the burst message's ``speaking``)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.onset <= self.offset:
@@ -123,6 +127,14 @@ class ClipRun:
         span = pred.offset - pred.onset + 1
         return any(min(b, pred.offset) - max(a, pred.onset) + 1 >= 0.5 * span
                    for a, b in self.natural)
+
+
+def speech_filtered(run: ClipRun) -> ClipRun:
+    """``run`` as a subscriber sees it who drops the bursts of the lower face alone (nose,
+    mouth, chin) that came while the face was speaking: they may be speech."""
+    kept = tuple(p for p in run.preds if not (p.speaking and p.regions and all(
+        r.startswith(LOWER_FACE) for r in p.regions)))
+    return dataclasses.replace(run, preds=kept)
 
 
 EXPECTED_REGIONS: Mapping[str, frozenset[str]] = {

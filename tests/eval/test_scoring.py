@@ -18,6 +18,7 @@ from affectstream.eval.scoring import (
     per_clip_rows,
     region_stem,
     score_runs,
+    speech_filtered,
 )
 
 
@@ -140,6 +141,20 @@ def test_controls_report_bursts_per_minute_and_stay_out_of_precision() -> None:
     assert r["controls_fpm"] == {"all": 3.6, "still": 2.0, "talking": 10.0}  # 9 / 2.5 min
     assert counts(r) == (1, 0, 0)
     assert r["overall"]["precision"] == 1.0
+
+
+def test_speech_filter_drops_only_lower_face_bursts_made_while_speaking() -> None:
+    run = clip([truth(0, 9)], [
+        pred(0, 9, regions=("mouth_corner_L",), speaking=True),         # dropped: mouth alone
+        pred(20, 29, regions=("chin", "nose"), speaking=True),          # dropped: lower face
+        pred(40, 49, regions=("mouth_corner_L", "lower_lid_L"), speaking=True),  # eyes too
+        pred(60, 69, regions=("inner_brow_R",), speaking=True),         # brows while talking
+        pred(80, 89, regions=("upper_lip",), speaking=False),           # not speaking
+    ])
+    kept = speech_filtered(run)
+    assert [p.onset for p in kept.preds] == [40, 60, 80]
+    assert (kept.name, kept.truth, kept.frames) == (run.name, run.truth, run.frames)
+    assert counts(score_runs([kept])) == (0, 3, 1)
 
 
 def test_bursts_on_natural_expressions_are_counted_apart() -> None:

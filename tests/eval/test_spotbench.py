@@ -38,7 +38,7 @@ def test_scores_a_clip_with_its_truth_and_plots_it(
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)
     assert doc["clips"] == 1 and doc["events"] == len(events)
-    assert set(doc["spotters"]) == {"live", "baseline"}
+    assert set(doc["spotters"]) == {"live", "live-speech-filtered", "baseline"}
     for report in doc["spotters"].values():
         assert {"overall", "micro", "macro", "controls_fpm", "attribution",
                 "latency_ms"} <= set(report)
