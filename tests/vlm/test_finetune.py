@@ -265,7 +265,6 @@ def test_finetune_bad_input_exit_2(dataset: Path, tiny: Path, tmp_path: Path,
         rc = main(["finetune", *extra, "--vlm-model", str(tiny),
                    "--output", str(tmp_path / "o")])
         err = capsys.readouterr().err.strip()
-        # once the model loads, transformers' own "Loading weights" bar precedes the error
-        errors = [ln for ln in err.splitlines() if ln.startswith("affectstream:")]
-        assert rc == 2 and len(errors) == 1 and message in errors[0], (extra, err)
-        assert errors[0] == err.splitlines()[-1] and err.endswith(errors[0]), (extra, err)
+        # also after the model loaded: transformers' own loading bar follows the command's
+        # progress choice, which is off when stderr is not a terminal
+        assert rc == 2 and message in err and "\n" not in err, (extra, err)

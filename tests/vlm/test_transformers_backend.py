@@ -24,6 +24,7 @@ from affectstream.config import Config
 from affectstream.errors import ConfigError, ModelError
 from affectstream.labels import DFEW7
 from affectstream.stream.offline import perceive_file
+from affectstream.terminal import Terminal, session
 from affectstream.types import Keyframe, LogLine
 from affectstream.vlm.backend import BackendError, VlmBackend
 from affectstream.vlm.backends.transformers import TransformersBackend
@@ -134,6 +135,20 @@ def test_protocol_and_start(backend: TransformersBackend, model_dir: tuple[str, 
     assert str(backend._model.device) == "cpu" and backend._model.dtype == torch.float32
     assert not backend._model.training
     run(backend.start())  # idempotent
+
+
+@pytest.mark.parametrize("term", [Terminal(quiet=True), Terminal(force_progress=True)],
+                         ids=["quiet", "progress"])
+def test_loading_bar_follows_the_commands_progress_choice(
+        model_dir: tuple[str, Path], term: Terminal) -> None:
+    """transformers' own "Loading weights" bar is drawn only when affectstream's bars are."""
+    from transformers.utils import logging as hf_logging
+
+    with session(term):
+        b = TransformersBackend(str(model_dir[1]))
+        run(b.start())
+        run(b.close())
+    assert hf_logging.is_progress_bar_enabled() == term.progress
 
 
 def test_missing_directory_names_the_option(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from affectstream.errors import ConfigError, ModelError
+from affectstream.terminal import current
 from affectstream.vlm.backend import BackendError
 from affectstream.vlm.backends.hfload import (
     DTYPES,
@@ -100,6 +101,13 @@ class TransformersBackend:
         except ImportError as exc:
             raise ConfigError("the transformers backend needs torch and transformers; "
                               "pip install 'affectstream[vlm]'") from exc
+        # transformers draws its own "Loading weights" bar on stderr: it follows the command's
+        # progress choice (--quiet, --log-format json, no terminal) like affectstream's own bars
+        bars = transformers.utils.logging
+        if current().progress:
+            bars.enable_progress_bar()
+        else:
+            bars.disable_progress_bar()
         await asyncio.to_thread(self._load, torch, transformers)
 
     def _load(self, torch: Any, transformers: Any) -> None:
