@@ -95,8 +95,7 @@ def _preds(cfg: Config, raws: list[Any], tid: int, last: int) -> list[PredEvent]
     for raw in raws:
         b = describe_burst(raw, burst_id="x", camera="c", track_id=tid, ts=0.0,
                            crop_size=cfg.motion.crop_size, micro_max_s=cfg.spotter.micro_max_s)
-        out.append(PredEvent(b.onset_frame, b.apex_frame, b.offset_frame, b.kind, b.regions,
-                             tuple(u.au for u in b.action_units), last, b.speaking))
+        out.append(PredEvent.of_burst(b, last))
     return out
 
 

@@ -34,6 +34,7 @@ from affectstream.errors import ConfigError
 from affectstream.eval.inject import ACTIONS
 from affectstream.eval.metrics import SpottingScore, from_counts, score_spotting
 from affectstream.percentiles import percentiles
+from affectstream.types import Burst
 
 Kind = Literal["micro", "macro"]
 KINDS: tuple[Kind, ...] = ("micro", "macro")
@@ -86,6 +87,13 @@ class PredEvent:
             )
         if self.kind not in KINDS:
             raise ConfigError(f"predicted kind {self.kind!r} is invalid; use 'micro' or 'macro'")
+
+    @classmethod
+    def of_burst(cls, burst: Burst, emitted_frame: int) -> PredEvent:
+        """A live burst as the scorer sees it, emitted with frame ``emitted_frame``."""
+        return cls(burst.onset_frame, burst.apex_frame, burst.offset_frame, burst.kind,
+                   burst.regions, tuple(u.au for u in burst.action_units), emitted_frame,
+                   burst.speaking)
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,9 +121,7 @@ def run_clip(cfg: Config, model_paths: dict[str, Path], clip: BenchClip,
             last = item.frame.index
             if progress is not None and frames % 10 == 0:
                 progress(clip.name, frames)
-        preds.extend(PredEvent(b.onset_frame, b.apex_frame, b.offset_frame, b.kind, b.regions,
-                               tuple(u.au for u in b.action_units), last, b.speaking)
-                     for b in item.result.bursts)
+        preds.extend(PredEvent.of_burst(b, last) for b in item.result.bursts)
     total = max(frames, clip.frames)
     main = recorder.main_track()
     live_signal = np.full(total, np.nan)

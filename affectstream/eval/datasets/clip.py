@@ -82,6 +82,15 @@ class Entries:
         self.clips.append(clip)
 
 
+def numbered_label(raw: str, names: Sequence[str]) -> str:
+    """A dataset's label number (1-based, as DFEW and MAFW write them) as its word; other text
+    is passed on, to be mapped through the synonyms or rejected."""
+    raw = raw.strip()
+    if raw.isdigit() and 1 <= int(raw) <= len(names):
+        return names[int(raw) - 1]
+    return raw
+
+
 def frame_files(folder: Path) -> tuple[Path, ...]:
     """The image files of a frame folder, in natural order (``2.jpg`` before ``10.jpg``)."""
     files = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file()]

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from affectstream.errors import SourceError
-from affectstream.eval.datasets.clip import Entries, find_media
+from affectstream.eval.datasets.clip import Entries, find_media, numbered_label
 
 DFEW_LABELS = ("happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear")
 """DFEW's label numbers 1–7, in order."""
@@ -37,14 +37,6 @@ def parse_split(split: str | None, default: str = "test-1") -> tuple[list[str], 
                           "fold, 1 to 5")
     half, fold = m.group(1), int(m.group(2) or 1)
     return (["train", "test"] if half == "all" else [half]), fold
-
-
-def _label_word(raw: str) -> str:
-    """A DFEW label number as a word (other text is passed on, to be mapped or rejected)."""
-    raw = raw.strip()
-    if raw.isdigit() and 1 <= int(raw) <= len(DFEW_LABELS):
-        return DFEW_LABELS[int(raw) - 1]
-    return raw
 
 
 def _media(root: Path, name: str) -> Path | None:
@@ -70,4 +62,4 @@ def read_dfew(root: Path, split: str | None, labels: Sequence[str], entries: Ent
                 raise SourceError(f"{path} line {n} has no video_name; expected the columns "
                                   "video_name,label")
             name = name.zfill(5) if name.isdigit() else name
-            entries.add(name, _label_word(raw), labels, _media(root, name))
+            entries.add(name, numbered_label(raw, DFEW_LABELS), labels, _media(root, name))

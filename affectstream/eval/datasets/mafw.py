@@ -20,19 +20,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from affectstream.errors import SourceError
-from affectstream.eval.datasets.clip import Entries, find_media
+from affectstream.eval.datasets.clip import Entries, find_media, numbered_label
 from affectstream.eval.datasets.dfew import parse_split
 
 MAFW_LABELS = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise",
                "contempt", "anxiety", "helplessness", "disappointment")
 """MAFW's label numbers 1–11, in order."""
 SPLITS = Path("Train & Test Set") / "single" / "no_caption"
-
-
-def _label_word(raw: str) -> str:
-    if raw.isdigit() and 1 <= int(raw) <= len(MAFW_LABELS):
-        return MAFW_LABELS[int(raw) - 1]
-    return raw
 
 
 def _media(root: Path, name: str) -> Path | None:
@@ -57,4 +51,5 @@ def read_mafw(root: Path, split: str | None, labels: Sequence[str], entries: Ent
             if len(fields) < 2:
                 raise SourceError(f"{path} line {n} is not 'CLIP LABEL': {line.strip()!r}")
             name, raw = fields[0], fields[1]
-            entries.add(Path(name).stem, _label_word(raw), labels, _media(root, name))
+            entries.add(Path(name).stem, numbered_label(raw, MAFW_LABELS), labels,
+                        _media(root, name))
