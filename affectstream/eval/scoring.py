@@ -6,7 +6,12 @@ turns a list of them into the report ``R`` of the design::
     {"overall" | "micro" | "macro": {"precision", "recall", "f1", "tp", "fp", "fn"},
      "controls_fpm": {"all": …, <category>: …},
      "attribution": {"matched", "region_accuracy", "region_any", "au_accuracy"},
-     "latency_ms": {"p50", "p95"}}
+     "latency_ms": {"p50", "p95"},
+     "intervals": {"level", "overall" | "micro" | "macro": {"precision", "recall", "f1"},
+                   "controls_fpm": {"all": …, <category>: …}}}
+
+Each interval is ``[low, high]`` at 95 % (:mod:`affectstream.eval.intervals`), or None where the
+figure has no data.
 
 Scoring follows MEGC: per clip, micro predictions are matched against micro truths and macro
 predictions against macro truths (IoU ≥ threshold, one-to-one, :func:`score_spotting`), the counts
@@ -32,6 +37,7 @@ import numpy as np
 from affectstream.detectors.spotter import LOWER_FACE
 from affectstream.errors import ConfigError
 from affectstream.eval.inject import ACTIONS
+from affectstream.eval.intervals import LEVEL, as_counts, bootstrap_rates, poisson_rate
 from affectstream.eval.metrics import SpottingScore, from_counts, score_spotting
 from affectstream.percentiles import percentiles
 from affectstream.types import Burst
@@ -210,11 +216,16 @@ def _counts(tp: int, fp: int, fn: int) -> dict[str, Any]:
             "tp": tp, "fp": fp, "fn": fn}  # fmt: skip
 
 
+def _false_bursts(runs: Iterable[ClipRun]) -> tuple[int, float]:
+    """False bursts on the given control clips, and the minutes they could happen in."""
+    runs = list(runs)
+    return (sum(1 for r in runs for p in r.preds if not r.on_natural(p)),
+            sum(r.minutes for r in runs))
+
+
 def _fpm(runs: Iterable[ClipRun]) -> float | None:
     """False bursts per minute over the given control clips; None when they last no time."""
-    runs = list(runs)
-    minutes = sum(r.minutes for r in runs)
-    false = sum(1 for r in runs for p in r.preds if not r.on_natural(p))
+    false, minutes = _false_bursts(runs)
     return _r(false / minutes) if minutes > 0 else None
 
 
@@ -262,21 +273,23 @@ def _latency(runs: Sequence[ClipRun]) -> dict[str, float | None]:
 
 def score_runs(runs: Sequence[ClipRun], iou_threshold: float = 0.5) -> dict[str, Any]:
     """The report R of one spotter over a benchmark set (see the module docstring)."""
-    sums = {kind: [0, 0, 0] for kind in KINDS}
+    per_clip: dict[Kind, list[tuple[int, int, int]]] = {kind: [] for kind in KINDS}
     pairs: list[tuple[PredEvent, TruthEvent]] = []
     for run in runs:
         if run.control:
             continue
         for kind in KINDS:
             _, _, s = _spot(run, kind, iou_threshold)
-            for k, v in enumerate((s.tp, s.fp, s.fn)):
-                sums[kind][k] += v
+            per_clip[kind].append((s.tp, s.fp, s.fn))
         pairs.extend(match_pairs(run, iou_threshold))
-    total = [sums["micro"][k] + sums["macro"][k] for k in range(3)]
+    counts = {kind: as_counts(rows) for kind, rows in per_clip.items()}
+    both = counts["micro"] + counts["macro"]
+    sums = {kind: [int(v) for v in c.sum(axis=0)] for kind, c in counts.items()}
+    total = [int(v) for v in both.sum(axis=0)]
     controls = [r for r in runs if r.control]
-    fpm: dict[str, float | None] = {"all": _fpm(controls)}
-    for category in sorted({r.category for r in controls}):
-        fpm[category] = _fpm(r for r in controls if r.category == category)
+    groups = {"all": controls} | {c: [r for r in controls if r.category == c]
+                                  for c in sorted({r.category for r in controls})}
+    fpm = {name: _fpm(group) for name, group in groups.items()}
     return {
         "overall": _counts(*total),
         "micro": _counts(*sums["micro"]),
@@ -286,6 +299,13 @@ def score_runs(runs: Sequence[ClipRun], iou_threshold: float = 0.5) -> dict[str,
         "on_natural": _on_natural(runs, iou_threshold),
         "attribution": _attribution(pairs),
         "latency_ms": _latency(runs),
+        "intervals": {
+            "level": LEVEL,
+            "overall": bootstrap_rates(both),
+            **{kind: bootstrap_rates(c) for kind, c in counts.items()},
+            "controls_fpm": {name: poisson_rate(*_false_bursts(group))
+                             for name, group in groups.items()},
+        },
     }
 
 

@@ -21,10 +21,12 @@ from affectstream.config import Config
 from affectstream.detectors.samples import Sample
 from affectstream.errors import SourceError
 from affectstream.eval.baseline import BaselineConfig, signal, spot_baseline
+from affectstream.eval.intervals import Counts, as_counts, bootstrap_f1_difference
 from affectstream.eval.scoring import (
     ClipRun,
     PredEvent,
     TruthEvent,
+    clip_counts,
     per_clip_rows,
     score_runs,
     speech_filtered,
@@ -152,16 +154,30 @@ def report(results: Sequence[ClipResult]) -> dict[str, Any]:
     live = [r.live for r in results]
     base = [r.baseline for r in results]
     filtered = [speech_filtered(r) for r in live]
+    spotters = {"live": score_runs(live), "live-speech-filtered": score_runs(filtered),
+                "baseline": score_runs(base)}
     return {
         "clips": len(results),
         "events": sum(len(r.live.truth) for r in results),
         "micro_events": sum(1 for r in results for t in r.live.truth if t.kind == "micro"),
         "control_minutes": round(sum(r.live.frames / r.live.fps for r in results
                                      if r.live.control) / 60, 3),
-        "spotters": {"live": score_runs(live), "live-speech-filtered": score_runs(filtered),
-                     "baseline": score_runs(base)},
+        "spotters": spotters,
+        "live_vs_baseline": _f1_difference(live, base, spotters),
         "per_clip": {"live": per_clip_rows(live), "baseline": per_clip_rows(base)},
     }
+
+
+def _f1_difference(live: Sequence[ClipRun], base: Sequence[ClipRun],
+                   spotters: dict[str, Any]) -> dict[str, Any]:
+    """How far the live spotter's overall F1 is above the baseline's, with its paired 95 %
+    bootstrap interval over the injected clips."""
+    def counts(runs: Sequence[ClipRun]) -> Counts:
+        return as_counts([clip_counts(r) for r in runs if not r.control])
+
+    f1 = spotters["live"]["overall"]["f1"] - spotters["baseline"]["overall"]["f1"]
+    return {"f1_difference": round(f1, 4),
+            "interval": bootstrap_f1_difference(counts(live), counts(base))}
 
 
 def evaluate(cfg: Config, model_paths: dict[str, Path], clips: Sequence[BenchClip], *,
@@ -189,9 +205,11 @@ def table(doc: dict[str, Any]) -> Any:
     """A rich table of the report: one row per spotter."""
     from rich.table import Table
 
+    from affectstream.eval.intervals import summary
+
     out = Table(title=f"spotting benchmark: {doc['clips']} clips, {doc['events']} injected events "
                 f"({doc['micro_events']} micro), {doc['control_minutes']:.2f} min of controls; "
-                "MEGC IoU ≥ 0.5")
+                "MEGC IoU ≥ 0.5", caption=summary(doc) or None)
     for col in ("spotter", "overall P / R / F1", "micro P / R / F1", "macro P / R / F1",
                 "false/min still · moving · talking · all", "attribution region · AU",
                 "latency p50/p95 ms"):

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from affectstream.eval.intervals import summary
 from affectstream.report.page import CSS, table
 from affectstream.report.svg import MACRO, MICRO, WIDTH, X0, X1, Axis, esc
 
@@ -123,7 +124,8 @@ def render_benchmark(doc: dict[str, Any], clips: Sequence[ClipPlot], version: st
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{esc(title)}</h1><p class=\"meta\">affectstream {esc(version)}, "
             f"{esc(time.strftime('%Y-%m-%d %H:%M:%S'))}. {esc(head)}</p>"
-            f"<h2>Scores</h2>{_scores(doc)}<h2>Per clip</h2>{_per_clip(doc)}"
+            f"<h2>Scores</h2>{_scores(doc)}<p class=\"note\">{esc(summary(doc))}</p>"
+            f"<h2>Per clip</h2>{_per_clip(doc)}"
             "<h2>Signals</h2><p class=\"note\">The live spotter's score per frame of each "
             "clip's main track (gaps: no face), the injected truth shaded behind it, then "
             "the truth, the live bursts (orange micro, blue macro) and the baseline's.</p>"

@@ -45,7 +45,8 @@ def counts(report: dict[str, object], key: str = "overall") -> tuple[int, int, i
 def test_report_has_exactly_the_design_shape() -> None:
     r = score_runs([clip([truth(0, 9)], [pred(0, 9)])])
     assert list(r) == ["overall", "micro", "macro", "controls_fpm", "controls_fpm_raw",
-                       "on_natural", "attribution", "latency_ms"]
+                       "on_natural", "attribution", "latency_ms", "intervals"]
+    assert list(r["intervals"]) == ["level", "overall", "micro", "macro", "controls_fpm"]
     for key in ("overall", "micro", "macro"):
         assert list(r[key]) == ["precision", "recall", "f1", "tp", "fp", "fn"]
     assert list(r["attribution"]) == ["matched", "region_accuracy", "region_any", "au_accuracy"]

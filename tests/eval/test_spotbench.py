@@ -41,7 +41,13 @@ def test_scores_a_clip_with_its_truth_and_plots_it(
     assert set(doc["spotters"]) == {"live", "live-speech-filtered", "baseline"}
     for report in doc["spotters"].values():
         assert {"overall", "micro", "macro", "controls_fpm", "attribution",
-                "latency_ms"} <= set(report)
+                "latency_ms", "intervals"} <= set(report)
+    diff = doc["live_vs_baseline"]
+    assert diff["f1_difference"] == pytest.approx(
+        doc["spotters"]["live"]["overall"]["f1"] - doc["spotters"]["baseline"]["overall"]["f1"],
+        abs=1e-4)
+    low, high = diff["interval"]  # one clip: every resample is that clip
+    assert low == high == pytest.approx(diff["f1_difference"], abs=1e-4)
     live = doc["spotters"]["live"]
     # The still photo moved like a head is the easy case: most events are found, and exactly.
     assert live["overall"]["recall"] >= 0.6, live

@@ -44,6 +44,9 @@ def test_eval_spotting_report_on_the_demo_clip(model_paths: dict[str, Path],
     assert (f"<td>live</td><td>{live['precision']:.2f} / {live['recall']:.2f} / "
             f"{live['f1']:.2f}</td>") in scores
     assert "<td>baseline</td>" in scores
+    f1 = doc["spotters"]["live"]["intervals"]["overall"]["f1"]
+    assert "95 % intervals of the live spotter" in page
+    assert f"overall F1 {f1[0]:.2f}–{f1[1]:.2f}" in page
     svg = re.search(r'<svg class="clip" data-clip="demo_v1".*?</svg>', page)
     assert svg and '<polyline class="score"' in svg.group(0)
     assert svg.group(0).count("<title>frames") >= 2 * doc["events"] - 2, \
