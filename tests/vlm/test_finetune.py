@@ -19,7 +19,7 @@ pytest.importorskip("peft", reason="needs the vlm extra (peft)")
 
 import torch
 from clipcut import folder_dataset
-from tiny_vlm import build_tiny_vlm
+from tiny_vlm import build_tiny_vlm, torchvision_works
 
 from affectstream.cli import main
 from affectstream.errors import ModelError
@@ -42,9 +42,14 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-llava"), seed=0)
+# As in test_transformers_backend: a tiny Qwen2.5-VL too, where torchvision works.
+ARCHES = ["llava", *(["qwen2_5_vl"] if torchvision_works() else [])]
+
+
+@pytest.fixture(scope="module", params=ARCHES)
+def tiny(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    return build_tiny_vlm(tmp_path_factory.mktemp(f"tiny-{request.param}"), seed=0,
+                          arch=request.param)
 
 
 @pytest.fixture(scope="module")
