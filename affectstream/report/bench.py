@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from affectstream.eval.intervals import summary
 from affectstream.report.page import CSS, table
 from affectstream.report.svg import MACRO, MICRO, WIDTH, X0, X1, Axis, esc
 
@@ -112,7 +111,9 @@ def _per_clip(doc: dict[str, Any]) -> str:
                    "baseline TP / FP / FN"], rows, "per-clip")
 
 
-def render_benchmark(doc: dict[str, Any], clips: Sequence[ClipPlot], version: str) -> str:
+def render_benchmark(doc: dict[str, Any], clips: Sequence[ClipPlot], version: str,
+                     note: str = "") -> str:
+    """The benchmark report page; ``note`` (e.g. the figures' intervals) goes under the scores."""
     title = "affectstream spotting benchmark"
     head = (f"{doc['clips']} clips, {doc['events']} injected events "
             f"({doc.get('micro_events', 0)} micro), {doc.get('control_minutes', 0):.2f} min of "
@@ -120,12 +121,12 @@ def render_benchmark(doc: dict[str, Any], clips: Sequence[ClipPlot], version: st
     plots = "".join(f'<h3>{esc(c.name)} <small class="meta">{esc(c.category)}, '
                     f"{c.frames} frames at {c.fps:g} fps</small></h3>{clip_svg(c)}"
                     for c in clips)
+    note_html = f"<p class=\"note\">{esc(note)}</p>" if note else ""
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{esc(title)}</h1><p class=\"meta\">affectstream {esc(version)}, "
             f"{esc(time.strftime('%Y-%m-%d %H:%M:%S'))}. {esc(head)}</p>"
-            f"<h2>Scores</h2>{_scores(doc)}<p class=\"note\">{esc(summary(doc))}</p>"
-            f"<h2>Per clip</h2>{_per_clip(doc)}"
+            f"<h2>Scores</h2>{_scores(doc)}{note_html}<h2>Per clip</h2>{_per_clip(doc)}"
             "<h2>Signals</h2><p class=\"note\">The live spotter's score per frame of each "
             "clip's main track (gaps: no face), the injected truth shaded behind it, then "
             "the truth, the live bursts (orange micro, blue macro) and the baseline's.</p>"
