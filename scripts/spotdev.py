@@ -9,6 +9,11 @@ that count are always those of ``affectstream eval spotting`` (the whole percept
 
     python scripts/spotdev.py cache [--bench DIR] [--out FILE]
     python scripts/spotdev.py score [--cache FILE] [--set spotter.min_z=3 ...] [--clips ...]
+    python scripts/spotdev.py score --set spotter.min_z=2.5 --paired   # against the defaults
+
+``--paired`` also scores the default configuration on the same samples and prints the paired
+95 % bootstrap interval of the F1 difference over the injected clips: a change whose interval
+holds zero is inside the noise of this benchmark.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from affectstream.detectors.describer import describe_burst
 from affectstream.detectors.motion import RegionMotion
 from affectstream.detectors.samples import Sample
 from affectstream.detectors.spotter import BurstSpotter
-from affectstream.eval.scoring import ClipRun, PredEvent, per_clip_rows, score_runs
+from affectstream.eval.intervals import as_counts, bootstrap_f1_difference
+from affectstream.eval.scoring import ClipRun, PredEvent, clip_counts, per_clip_rows, score_runs
 from affectstream.eval.spotbench import clip_from_manifest
 from affectstream.prepare import resolve_models
 from affectstream.stream.offline import perceive_file
@@ -139,6 +145,8 @@ def main() -> None:
                     help="recall among events that stand out from natural motion and among "
                     "buried ones (needs the controls: --controls CACHE for the held-out set)")
     ap.add_argument("--controls", type=Path, help="the default set's cache, for its controls")
+    ap.add_argument("--paired", action="store_true",
+                    help="also score the defaults and print the paired interval of the F1 change")
     args = ap.parse_args()
     if args.command == "cache":
         cache(args.bench, args.cache)
@@ -147,6 +155,8 @@ def main() -> None:
     t0 = time.time()
     runs = replay(_config(args.set), data, args.clips)
     summary(runs, args.v)
+    if args.paired:
+        paired(runs, replay(Config(), data, args.clips))
     if args.visibility:
         controls = pickle.loads(args.controls.read_bytes())["clips"] if args.controls \
             else data["clips"]
@@ -154,6 +164,17 @@ def main() -> None:
     if args.explain:
         explain(runs)
     print(f"({time.time() - t0:.1f} s)", file=sys.stderr)
+
+
+def paired(runs: list[ClipRun], reference: list[ClipRun]) -> None:
+    """The F1 change against the reference runs, with its paired bootstrap interval."""
+    def counts(rs: list[ClipRun]) -> Any:
+        return as_counts([clip_counts(r) for r in rs if not r.control])
+
+    change = score_runs(runs)["overall"]["f1"] - score_runs(reference)["overall"]["f1"]
+    low, high = bootstrap_f1_difference(counts(runs), counts(reference)) or (0.0, 0.0)
+    print(f"F1 change against the defaults {change:+.3f}, 95 % paired interval "
+          f"{low:+.3f} to {high:+.3f}")
 
 
 def explain(runs: list[ClipRun]) -> None:
