@@ -112,7 +112,7 @@ def eval_spotting(args: argparse.Namespace, cfg: Config) -> int:
 def _write_report(path: Path, doc: dict[str, Any], results: list[ClipResult]) -> None:
     """The benchmark's HTML report: the scores and each clip's signal and intervals."""
     from affectstream import __version__
-    from affectstream.eval.intervals import summary
+    from affectstream.eval.spotbench import notes
     from affectstream.report import write_atomic
     from affectstream.report.bench import ClipPlot, render_benchmark
 
@@ -121,4 +121,4 @@ def _write_report(path: Path, doc: dict[str, Any], results: list[ClipResult]) ->
                       [(p.onset, p.offset, p.kind) for p in r.live.preds],
                       [(p.onset, p.offset, p.kind) for p in r.baseline.preds],
                       r.live_signal.tolist()) for r in results]
-    write_atomic(path, render_benchmark(doc, clips, __version__, summary(doc)))
+    write_atomic(path, render_benchmark(doc, clips, __version__, notes(doc)))

@@ -8,6 +8,7 @@ so both spotters see identical faces. Both are scored by :mod:`affectstream.eval
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,10 +19,12 @@ import numpy as np
 import numpy.typing as npt
 
 from affectstream.config import Config
+from affectstream.detectors.align import FaceAligner
+from affectstream.detectors.motion import RegionMotion
 from affectstream.detectors.samples import Sample
 from affectstream.errors import SourceError
 from affectstream.eval.baseline import BaselineConfig, signal, spot_baseline
-from affectstream.eval.intervals import Counts, as_counts, bootstrap_f1_difference
+from affectstream.eval.intervals import Counts, as_counts, bootstrap_f1_difference, summary
 from affectstream.eval.scoring import (
     ClipRun,
     PredEvent,
@@ -31,9 +34,12 @@ from affectstream.eval.scoring import (
     score_runs,
     speech_filtered,
 )
+from affectstream.eval.visibility import describe, visibility
 from affectstream.stream.offline import perceive_file
-from affectstream.types import Image
+from affectstream.types import FloatArray, Image
 
+Positions = dict[int, FloatArray]
+"""Frame index → (R, 2) region positions of one track."""
 Progress = Callable[[str, int], None]
 """progress(clip name, frames done in this clip)."""
 
@@ -50,6 +56,9 @@ class BenchClip:
     frames: int
     truth: tuple[TruthEvent, ...]
     natural: tuple[tuple[int, int], ...] = ()
+    footage: str | None = None
+    """Which footage the clip shows (source and scale): an injected clip and a control with
+    the same footage and length have the same natural motion (:mod:`.visibility`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,8 @@ class ClipResult:
     live_signal: npt.NDArray[np.float64]
     """The live spotter's onset score per frame (NaN where the main track had no face)."""
     baseline_signal: npt.NDArray[np.float64]
+    positions: Positions | None = None
+    """Region positions of the main track per frame (:func:`region_positions`)."""
 
 
 def _truth(records: Sequence[dict[str, Any]]) -> tuple[TruthEvent, ...]:
@@ -67,10 +78,11 @@ def _truth(records: Sequence[dict[str, Any]]) -> tuple[TruthEvent, ...]:
 
 
 def clip_from_manifest(folder: Path, entry: dict[str, Any]) -> BenchClip:
+    footage = f"{entry['source']} @ {entry.get('scale', 1.0)}" if entry.get("source") else None
     return BenchClip(entry["name"], folder / entry["video"], entry["category"],
                      bool(entry["control"]), float(entry["fps"]), int(entry["frames"]),
                      _truth(entry["truth"]),
-                     tuple((int(a), int(b)) for a, b in entry.get("natural", [])))
+                     tuple((int(a), int(b)) for a, b in entry.get("natural", [])), footage)
 
 
 def clip_from_files(video: Path, truth_file: Path) -> BenchClip:
@@ -101,6 +113,8 @@ class _Recorder:
     def __init__(self) -> None:
         self.crops: dict[int, list[tuple[int, Image]]] = {}
         self.scores: dict[int, dict[int, float]] = {}
+        self.first_landmarks: dict[int, FloatArray] = {}
+        """Each track's first landmarks, which fix its alignment template."""
 
     def __call__(self, track_id: int, sample: Sample, score: tuple[int, float]) -> None:
         self.crops.setdefault(track_id, []).append((sample.index, sample.gray))
@@ -124,11 +138,19 @@ def run_clip(cfg: Config, model_paths: dict[str, Path], clip: BenchClip,
             if progress is not None and frames % 10 == 0:
                 progress(clip.name, frames)
         preds.extend(PredEvent.of_burst(b, last) for b in item.result.bursts)
+        for face in item.result.faces:
+            if face.landmarks is not None:
+                recorder.first_landmarks.setdefault(face.track_id, face.landmarks)
     total = max(frames, clip.frames)
     main = recorder.main_track()
     live_signal = np.full(total, np.nan)
     base_signal = np.full(total, np.nan)
     base_preds: list[PredEvent] = []
+    positions = None
+    if main is not None and main in recorder.first_landmarks:
+        template = FaceAligner(recorder.first_landmarks[main]).template
+        positions = region_positions(RegionMotion(template, cfg.motion.crop_size),
+                                     recorder.crops[main])
     if main is not None:
         index = np.array([i for i, _ in recorder.crops[main]])
         for frame, score in recorder.scores.get(main, {}).items():
@@ -145,12 +167,26 @@ def run_clip(cfg: Config, model_paths: dict[str, Path], clip: BenchClip,
                        control=clip.control, truth=clip.truth, preds=tuple(found),
                        natural=clip.natural)
 
-    return ClipResult(run(preds), run(base_preds), live_signal, base_signal)
+    return ClipResult(run(preds), run(base_preds), live_signal, base_signal, positions)
 
 
-def report(results: Sequence[ClipResult]) -> dict[str, Any]:
+def region_positions(motion: RegionMotion, crops: Sequence[tuple[int, Image]]) -> Positions:
+    """Each frame's region positions (R, 2) relative to the first crop: the summed
+    frame-to-frame region flow, head motion removed, as the spotter measures it."""
+    if not crops:
+        return {}
+    out = {crops[0][0]: np.zeros((len(motion.names), 2), np.float32)}
+    for (a, before), (b, after) in itertools.pairwise(crops):
+        out[b] = out[a] + motion.vectors(before, after)
+    return out
+
+
+def report(results: Sequence[ClipResult],
+           footage: Sequence[str | None] | None = None) -> dict[str, Any]:
     """The JSON of DESIGN §4, plus per-clip rows of both spotters. ``live-speech-filtered`` is
-    the live spotter as a subscriber sees it who drops lower-face bursts made while speaking."""
+    the live spotter as a subscriber sees it who drops lower-face bursts made while speaking.
+    ``footage`` (each clip's :attr:`BenchClip.footage`) pairs injected clips with controls of
+    the same footage for ``visibility``."""
     live = [r.live for r in results]
     base = [r.baseline for r in results]
     filtered = [speech_filtered(r) for r in live]
@@ -164,6 +200,8 @@ def report(results: Sequence[ClipResult]) -> dict[str, Any]:
                                      if r.live.control) / 60, 3),
         "spotters": spotters,
         "live_vs_baseline": _f1_difference(live, base, spotters),
+        "visibility": visibility(list(zip(results, footage or [None] * len(results),
+                                          strict=True))),
         "per_clip": {"live": per_clip_rows(live), "baseline": per_clip_rows(base)},
     }
 
@@ -198,18 +236,22 @@ def evaluate(cfg: Config, model_paths: dict[str, Path], clips: Sequence[BenchCli
             base = [(p.onset, p.offset) for p in result.baseline.preds]
             plot_clip(plots / f"{clip.name}.png", result.live, result.live_signal.tolist(),
                       base, result.baseline_signal.tolist())
-    return report(results), results
+    return report(results, [c.footage for c in clips]), results
+
+
+def notes(doc: dict[str, Any]) -> str:
+    """What goes under the table: the figures' intervals, and what the spotters find of the
+    events that stand out from the footage's own motion and of the buried ones."""
+    return "\n".join(line for line in (summary(doc), describe(doc.get("visibility"))) if line)
 
 
 def table(doc: dict[str, Any]) -> Any:
     """A rich table of the report: one row per spotter."""
     from rich.table import Table
 
-    from affectstream.eval.intervals import summary
-
     out = Table(title=f"spotting benchmark: {doc['clips']} clips, {doc['events']} injected events "
                 f"({doc['micro_events']} micro), {doc['control_minutes']:.2f} min of controls; "
-                "MEGC IoU ≥ 0.5", caption=summary(doc) or None)
+                "MEGC IoU ≥ 0.5", caption=notes(doc) or None)
     for col in ("spotter", "overall P / R / F1", "micro P / R / F1", "macro P / R / F1",
                 "false/min still · moving · talking · all", "attribution region · AU",
                 "latency p50/p95 ms"):

@@ -69,3 +69,17 @@ def test_still_and_moving_head_controls_stay_quiet(scored: Scored) -> None:
     _, doc, _ = scored
     fpm = doc["spotters"]["live"]["controls_fpm"]
     assert fpm["still"] <= 2.0 and fpm["moving-head"] <= 2.0, fpm
+
+
+def test_the_events_region_motion_can_see_are_the_ones_found(scored: Scored) -> None:
+    """Every injected real-footage clip has a control of the same footage, so each of its
+    events is judged visible or buried; the live spotter's recall is where the motion is."""
+    bench, doc, _ = scored
+    vis = doc["visibility"]
+    real = sum(len(c["truth"]) for c in bench.clips
+               if not c["control"] and c["category"] != "still")  # the photo: no twin
+    assert vis["events"] == real
+    stand_out, buried = vis["stand_out"]["live"]["all"], vis["buried"]["live"]["all"]
+    assert stand_out["events"] + buried["events"] == real and min(stand_out["events"],
+                                                                  buried["events"]) >= 10
+    assert stand_out["recall"] >= 0.6 and stand_out["recall"] > buried["recall"] + 0.3, vis

@@ -48,6 +48,7 @@ def test_scores_a_clip_with_its_truth_and_plots_it(
         abs=1e-4)
     low, high = diff["interval"]  # one clip: every resample is that clip
     assert low == high == pytest.approx(diff["f1_difference"], abs=1e-4)
+    assert doc["visibility"] is None  # a clip from the command line has no control footage
     live = doc["spotters"]["live"]
     # The still photo moved like a head is the easy case: most events are found, and exactly.
     assert live["overall"]["recall"] >= 0.6, live
