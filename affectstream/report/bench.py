@@ -113,7 +113,8 @@ def _per_clip(doc: dict[str, Any]) -> str:
 
 def render_benchmark(doc: dict[str, Any], clips: Sequence[ClipPlot], version: str,
                      note: str = "") -> str:
-    """The benchmark report page; ``note`` (e.g. the figures' intervals) goes under the scores."""
+    """The benchmark report page; ``note`` (e.g. the figures' intervals) goes under the scores,
+    a paragraph per line."""
     title = "affectstream spotting benchmark"
     head = (f"{doc['clips']} clips, {doc['events']} injected events "
             f"({doc.get('micro_events', 0)} micro), {doc.get('control_minutes', 0):.2f} min of "
@@ -121,7 +122,7 @@ def render_benchmark(doc: dict[str, Any], clips: Sequence[ClipPlot], version: st
     plots = "".join(f'<h3>{esc(c.name)} <small class="meta">{esc(c.category)}, '
                     f"{c.frames} frames at {c.fps:g} fps</small></h3>{clip_svg(c)}"
                     for c in clips)
-    note_html = f"<p class=\"note\">{esc(note)}</p>" if note else ""
+    note_html = "".join(f"<p class=\"note\">{esc(line)}</p>" for line in note.splitlines())
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{esc(title)}</h1><p class=\"meta\">affectstream {esc(version)}, "

@@ -13,9 +13,18 @@ from cli_helpers import cli
 
 from affectstream.config import Config
 from affectstream.prepare import demo_clip_path
-from affectstream.report.bench import ClipPlot, clip_svg
+from affectstream.report.bench import ClipPlot, clip_svg, render_benchmark
 
 pytestmark = pytest.mark.timeout(300)
+
+
+def test_each_line_of_the_note_is_a_paragraph_under_the_scores() -> None:
+    doc = {"clips": 0, "events": 0, "spotters": {}, "per_clip": {}}
+    page = render_benchmark(doc, [], "0", "intervals <1>\nvisibility")
+    scores = page.index('<table class="scores">')
+    assert page.index('<p class="note">intervals &lt;1&gt;</p><p class="note">visibility</p>') \
+        > scores
+    assert '<p class="note"></p>' not in render_benchmark(doc, [], "0")
 
 
 def test_clip_plot_breaks_the_line_where_there_is_no_face() -> None:
