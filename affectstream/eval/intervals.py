@@ -1,9 +1,9 @@
 """95 % intervals for the spotting benchmark's figures (``affectstream eval spotting``).
 
 The benchmark is small: tens of injected events in a few clips, and control footage of a few
-minutes (the talking controls hold about 15 s outside natural expressions, so one false burst
-moves their rate by 4/min). A figure without its uncertainty invites reading noise as progress,
-so the report gives each headline figure an interval:
+minutes (the talking controls hold 11.5 s outside natural expressions, so one false burst
+moves their rate by about 5/min). A figure without its uncertainty invites reading noise as
+progress, so the report gives each headline figure an interval:
 
 * precision, recall and F1 (overall and per kind): a percentile bootstrap over the injected
   clips, resampled with replacement, their TP/FP/FN summed as the scorer does. Clips cut from
