@@ -34,9 +34,13 @@ from affectstream.detectors.describer import describe_burst
 from affectstream.detectors.motion import RegionMotion
 from affectstream.detectors.samples import Sample
 from affectstream.detectors.spotter import BurstSpotter
-from affectstream.eval.intervals import as_counts, bootstrap_f1_difference
-from affectstream.eval.scoring import ClipRun, PredEvent, clip_counts, per_clip_rows, score_runs
-from affectstream.eval.spotbench import Positions, clip_from_manifest, region_positions
+from affectstream.eval.scoring import ClipRun, PredEvent, per_clip_rows, score_runs
+from affectstream.eval.spotbench import (
+    Positions,
+    clip_from_manifest,
+    f1_lead,
+    region_positions,
+)
 from affectstream.eval.visibility import stands_out
 from affectstream.prepare import resolve_models
 from affectstream.stream.offline import perceive_file
@@ -168,12 +172,9 @@ def main() -> None:
 
 def paired(runs: list[ClipRun], reference: list[ClipRun]) -> None:
     """The F1 change against the reference runs, with its paired bootstrap interval."""
-    def counts(rs: list[ClipRun]) -> Any:
-        return as_counts([clip_counts(r) for r in rs if not r.control])
-
-    change = score_runs(runs)["overall"]["f1"] - score_runs(reference)["overall"]["f1"]
-    low, high = bootstrap_f1_difference(counts(runs), counts(reference)) or (0.0, 0.0)
-    print(f"F1 change against the defaults {change:+.3f}, 95 % paired interval "
+    lead = f1_lead(runs, reference)
+    low, high = lead["interval"] or (0.0, 0.0)
+    print(f"F1 change against the defaults {lead['f1_difference']:+.3f}, 95 % paired interval "
           f"{low:+.3f} to {high:+.3f}")
 
 

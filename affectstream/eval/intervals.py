@@ -24,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import chi2
 
+from affectstream.eval.metrics import from_counts
+
 LEVEL = 0.95
 REPS = 2000
 SEED = 0
@@ -45,14 +47,12 @@ def poisson_rate(count: int, minutes: float, level: float = LEVEL) -> Interval |
     return round(low / minutes, _DIGITS), round(high / minutes, _DIGITS)
 
 
-def _rates(sums: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.float64]]:
-    """Precision, recall and F1 of summed (…, 3) counts; 0 where undefined (as the scorer)."""
-    tp, fp, fn = sums[..., 0], sums[..., 1], sums[..., 2]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
-        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
-    return {"precision": precision, "recall": recall, "f1": f1}
+def _rates(sums: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[np.float64]]:
+    """Precision, recall and F1 of each row of summed (n, 3) counts, as the scorer computes
+    them (:func:`~affectstream.eval.metrics.from_counts`)."""
+    scores = [from_counts(int(tp), int(fp), int(fn)) for tp, fp, fn in sums]
+    return {name: np.array([getattr(sc, name) for sc in scores])
+            for name in ("precision", "recall", "f1")}
 
 
 def _resamples(clips: int, reps: int, seed: int) -> npt.NDArray[np.int64]:
@@ -71,7 +71,7 @@ def bootstrap_rates(counts: Counts, level: float = LEVEL, reps: int = REPS,
     """Intervals of precision, recall and F1 from per-clip counts; None without clips."""
     if len(counts) == 0:
         return {"precision": None, "recall": None, "f1": None}
-    sums = counts[_resamples(len(counts), reps, seed)].sum(axis=1).astype(np.float64)
+    sums = counts[_resamples(len(counts), reps, seed)].sum(axis=1)
     return {name: _percentiles(values, level) for name, values in _rates(sums).items()}
 
 
@@ -84,8 +84,7 @@ def bootstrap_f1_difference(first: Counts, second: Counts, level: float = LEVEL,
     if len(first) == 0:
         return None
     picks = _resamples(len(first), reps, seed)
-    diff = (_rates(first[picks].sum(axis=1).astype(np.float64))["f1"]
-            - _rates(second[picks].sum(axis=1).astype(np.float64))["f1"])
+    diff = _rates(first[picks].sum(axis=1))["f1"] - _rates(second[picks].sum(axis=1))["f1"]
     return _percentiles(diff, level)
 
 

@@ -25,6 +25,7 @@ from affectstream.detectors.samples import Sample
 from affectstream.errors import SourceError
 from affectstream.eval.baseline import BaselineConfig, signal, spot_baseline
 from affectstream.eval.intervals import Counts, as_counts, bootstrap_f1_difference, summary
+from affectstream.eval.metrics import from_counts
 from affectstream.eval.scoring import (
     ClipRun,
     PredEvent,
@@ -199,23 +200,24 @@ def report(results: Sequence[ClipResult],
         "control_minutes": round(sum(r.live.frames / r.live.fps for r in results
                                      if r.live.control) / 60, 3),
         "spotters": spotters,
-        "live_vs_baseline": _f1_difference(live, base, spotters),
+        "live_vs_baseline": f1_lead(live, base),
         "visibility": visibility(list(zip(results, footage or [None] * len(results),
                                           strict=True))),
         "per_clip": {"live": per_clip_rows(live), "baseline": per_clip_rows(base)},
     }
 
 
-def _f1_difference(live: Sequence[ClipRun], base: Sequence[ClipRun],
-                   spotters: dict[str, Any]) -> dict[str, Any]:
-    """How far the live spotter's overall F1 is above the baseline's, with its paired 95 %
-    bootstrap interval over the injected clips."""
-    def counts(runs: Sequence[ClipRun]) -> Counts:
-        return as_counts([clip_counts(r) for r in runs if not r.control])
+def f1_lead(first: Sequence[ClipRun], second: Sequence[ClipRun]) -> dict[str, Any]:
+    """How far ``first``'s overall F1 is above ``second``'s (the same clips, two spotters or
+    two settings), with its paired 95 % bootstrap interval over the injected clips."""
+    a, b = (as_counts([clip_counts(r) for r in runs if not r.control]) for runs in (first, second))
 
-    f1 = spotters["live"]["overall"]["f1"] - spotters["baseline"]["overall"]["f1"]
-    return {"f1_difference": round(f1, 4),
-            "interval": bootstrap_f1_difference(counts(live), counts(base))}
+    def f1(counts: Counts) -> float:
+        tp, fp, fn = (int(v) for v in counts.sum(axis=0))
+        return from_counts(tp, fp, fn).f1
+
+    lead = f1(a) - f1(b)
+    return {"f1_difference": round(lead, 4), "interval": bootstrap_f1_difference(a, b)}
 
 
 def evaluate(cfg: Config, model_paths: dict[str, Path], clips: Sequence[BenchClip], *,
