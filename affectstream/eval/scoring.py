@@ -225,7 +225,10 @@ def _false_bursts(runs: Iterable[ClipRun]) -> tuple[int, float]:
 
 def _fpm(runs: Iterable[ClipRun]) -> float | None:
     """False bursts per minute over the given control clips; None when they last no time."""
-    false, minutes = _false_bursts(runs)
+    return _rate(*_false_bursts(runs))
+
+
+def _rate(false: int, minutes: float) -> float | None:
     return _r(false / minutes) if minutes > 0 else None
 
 
@@ -289,7 +292,8 @@ def score_runs(runs: Sequence[ClipRun], iou_threshold: float = 0.5) -> dict[str,
     controls = [r for r in runs if r.control]
     groups = {"all": controls} | {c: [r for r in controls if r.category == c]
                                   for c in sorted({r.category for r in controls})}
-    fpm = {name: _fpm(group) for name, group in groups.items()}
+    false = {name: _false_bursts(group) for name, group in groups.items()}
+    fpm = {name: _rate(*counted) for name, counted in false.items()}
     return {
         "overall": _counts(*total),
         "micro": _counts(*sums["micro"]),
@@ -303,8 +307,7 @@ def score_runs(runs: Sequence[ClipRun], iou_threshold: float = 0.5) -> dict[str,
             "level": LEVEL,
             "overall": bootstrap_rates(both),
             **{kind: bootstrap_rates(c) for kind, c in counts.items()},
-            "controls_fpm": {name: poisson_rate(*_false_bursts(group))
-                             for name, group in groups.items()},
+            "controls_fpm": {name: poisson_rate(*counted) for name, counted in false.items()},
         },
     }
 
